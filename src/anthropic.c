@@ -1,0 +1,250 @@
+#include "anthropic.h"
+
+#include <json-c/json.h>
+#include <string.h>
+
+#include "buf.h"
+
+/* json-c ownership, once for this module: json_object_new_* and json_tokener_parse_ex return a
+ * new reference owned by the caller; json_object_object_add/array_add take over the value's
+ * reference; json_object_object_get_ex borrows (no put); json_object_get adds a reference, so a
+ * borrowed messages array can be added to our request tree and still belong to its owner after
+ * the put on our root. */
+
+/* Upstream JSON is trusted only as far as it parses: nesting beyond this is not an answer. */
+#define JSON_DEPTH 64
+
+static struct json_object *parse(const char *s, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
+	if (!tok)
+		return NULL;
+	struct json_object *o = NULL;
+	if (len <= (size_t)0x7fffffff) {
+		o = json_tokener_parse_ex(tok, s, (int)len);
+		if (json_tokener_get_error(tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+static const char *get_string(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static long get_long(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return (long)json_object_get_int64(v);
+}
+
+char *anthropic_request_body(const struct anth_request *rq, size_t *len)
+{
+	struct json_object *root = json_object_new_object();
+	json_object_object_add(root, "model", json_object_new_string(rq->model));
+	json_object_object_add(root, "max_tokens", json_object_new_int64(rq->max_tokens));
+	if (rq->system && *rq->system)
+		json_object_object_add(root, "system", json_object_new_string(rq->system));
+	if (rq->messages) {
+		json_object_object_add(root, "messages", json_object_get(rq->messages));
+	} else {
+		struct json_object *turn = json_object_new_object();
+		json_object_object_add(turn, "role", json_object_new_string("user"));
+		json_object_object_add(turn, "content",
+				       json_object_new_string_len(rq->text, (int)rq->text_len));
+		struct json_object *msgs = json_object_new_array();
+		json_object_array_add(msgs, turn);
+		json_object_object_add(root, "messages", msgs);
+	}
+	if (rq->stream)
+		json_object_object_add(root, "stream", json_object_new_boolean(1));
+	size_t n = 0;
+	const char *s = json_object_to_json_string_length(
+		root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	char *out = xstrndup(s, n);
+	json_object_put(root);
+	if (len)
+		*len = n;
+	return out;
+}
+
+static void read_usage(struct json_object *usage, struct anth_usage *u)
+{
+	u->input_tokens = get_long(usage, "input_tokens");
+	u->output_tokens = get_long(usage, "output_tokens");
+}
+
+int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
+{
+	memset(m, 0, sizeof *m);
+	struct json_object *root = parse(body, len);
+	struct json_object *content, *usage;
+	const char *type = root ? get_string(root, "type") : NULL;
+	if (!type || strcmp(type, "message") != 0 ||
+	    !json_object_object_get_ex(root, "content", &content) ||
+	    !json_object_is_type(content, json_type_array)) {
+		json_object_put(root);
+		return -1;
+	}
+	struct buf text;
+	buf_init(&text, len);
+	size_t n = json_object_array_length(content);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *block = json_object_array_get_idx(content, i);
+		const char *btype = get_string(block, "type");
+		struct json_object *t;
+		/* Unknown block types (tool_use, thinking, ...) are skipped, as the SDKs do. */
+		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
+		    !json_object_is_type(t, json_type_string))
+			continue;
+		buf_append(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+	}
+	m->text = buf_detach(&text);
+	const char *model = get_string(root, "model");
+	const char *stop = get_string(root, "stop_reason");
+	m->model = xstrdup(model ? model : "");
+	m->stop_reason = xstrdup(stop ? stop : "");
+	if (json_object_object_get_ex(root, "usage", &usage))
+		read_usage(usage, &m->usage);
+	else
+		m->usage.input_tokens = m->usage.output_tokens = -1;
+	json_object_put(root);
+	return 0;
+}
+
+void anthropic_message_release(struct anth_message *m)
+{
+	free(m->text);
+	free(m->model);
+	free(m->stop_reason);
+	memset(m, 0, sizeof *m);
+}
+
+int anthropic_parse_error(const char *body, size_t len, char **type, char **message)
+{
+	*type = *message = NULL;
+	struct json_object *root = parse(body, len);
+	struct json_object *e;
+	if (!root || !json_object_object_get_ex(root, "error", &e) ||
+	    !json_object_is_type(e, json_type_object)) {
+		json_object_put(root);
+		return -1;
+	}
+	const char *t = get_string(e, "type");
+	const char *msg = get_string(e, "message");
+	if (!t) {
+		json_object_put(root);
+		return -1;
+	}
+	*type = xstrdup(t);
+	*message = xstrdup(msg ? msg : "");
+	json_object_put(root);
+	return 0;
+}
+
+void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->input_tokens = ev->output_tokens = -1;
+	/* Only the events that carry what we relay are parsed; ping and unknown types are skipped
+	 * without touching their data, as the SDKs do. */
+	static const struct {
+		const char *name;
+		enum anth_event_kind kind;
+	} known[] = {
+		{"content_block_delta", ANTH_EV_TEXT}, {"message_start", ANTH_EV_MESSAGE_START},
+		{"message_delta", ANTH_EV_MESSAGE_DELTA}, {"message_stop", ANTH_EV_MESSAGE_STOP},
+		{"error", ANTH_EV_ERROR},
+	};
+	enum anth_event_kind kind = ANTH_EV_IGNORE;
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(name, known[i].name) == 0)
+			kind = known[i].kind;
+	if (kind == ANTH_EV_IGNORE)
+		return;
+	ev->root = parse(data, len);
+	const char *type = ev->root ? get_string(ev->root, "type") : NULL;
+	if (!type || strcmp(type, name) != 0) {
+		ev->kind = ANTH_EV_INVALID;
+		return;
+	}
+	struct json_object *o, *u;
+	switch (kind) {
+	case ANTH_EV_TEXT: {
+		struct json_object *t;
+		const char *dtype;
+		if (!json_object_object_get_ex(ev->root, "delta", &o) || !(dtype = get_string(o, "type")))
+			break;
+		/* Tool input, thinking and citation deltas are not text for our endpoints. */
+		if (strcmp(dtype, "text_delta") != 0)
+			return;
+		if (!json_object_object_get_ex(o, "text", &t) || !json_object_is_type(t, json_type_string))
+			break;
+		ev->kind = ANTH_EV_TEXT;
+		ev->text = json_object_get_string(t);
+		ev->text_len = (size_t)json_object_get_string_len(t);
+		return;
+	}
+	case ANTH_EV_MESSAGE_START:
+		if (!json_object_object_get_ex(ev->root, "message", &o))
+			break;
+		ev->kind = kind;
+		if (json_object_object_get_ex(o, "usage", &u)) {
+			ev->input_tokens = get_long(u, "input_tokens");
+			ev->output_tokens = get_long(u, "output_tokens");
+		}
+		return;
+	case ANTH_EV_MESSAGE_DELTA:
+		if (!json_object_object_get_ex(ev->root, "delta", &o))
+			break;
+		ev->kind = kind;
+		ev->stop_reason = get_string(o, "stop_reason");
+		/* Usage here is cumulative: it replaces, never adds to, what came before. */
+		if (json_object_object_get_ex(ev->root, "usage", &u)) {
+			ev->input_tokens = get_long(u, "input_tokens");
+			ev->output_tokens = get_long(u, "output_tokens");
+		}
+		return;
+	case ANTH_EV_MESSAGE_STOP:
+		ev->kind = kind;
+		return;
+	case ANTH_EV_ERROR:
+		if (!json_object_object_get_ex(ev->root, "error", &o))
+			break;
+		ev->kind = kind;
+		ev->error_type = get_string(o, "type");
+		ev->error_message = get_string(o, "message");
+		if (!ev->error_type)
+			ev->error_type = "api_error";
+		if (!ev->error_message)
+			ev->error_message = "";
+		return;
+	default:
+		break;
+	}
+	ev->kind = ANTH_EV_INVALID;
+}
+
+void anthropic_event_release(struct anth_event *ev)
+{
+	json_object_put(ev->root);
+	ev->root = NULL;
+}
+
+void anthropic_scrub(char *s, const char *secret)
+{
+	if (!s || !secret || !*secret)
+		return;
+	size_t n = strlen(secret);
+	for (char *p = strstr(s, secret); p; p = strstr(p + n, secret))
+		memset(p, '*', n);
+}

@@ -1,0 +1,77 @@
+/* anthropic: the provider's JSON in one place (pure): request bodies for the Messages API, and
+ * reading its messages, stream events and errors. Nothing here does I/O. */
+#ifndef LLM_ANTHROPIC_H
+#define LLM_ANTHROPIC_H
+
+#include <stddef.h>
+
+struct json_object;
+
+struct anth_usage {
+	long input_tokens;
+	long output_tokens;
+};
+
+/* A request we build from one of our own endpoints. */
+struct anth_request {
+	const char *model;
+	long max_tokens;
+	const char *system;             /* NULL for none */
+	const char *text;               /* the single user turn, or NULL when messages is set */
+	size_t text_len;
+	struct json_object *messages;   /* borrowed array of turns, or NULL */
+	int stream;
+};
+
+/* Returns the request body as a new string (caller frees). */
+char *anthropic_request_body(const struct anth_request *rq, size_t *len);
+
+/* A non-streaming answer. */
+struct anth_message {
+	char *text; /* the text blocks joined */
+	char *model;
+	char *stop_reason;
+	struct anth_usage usage;
+};
+
+/* Parses a Messages API answer. Returns 0, or -1 when it is not one (invalid JSON, wrong type,
+ * missing content). */
+int anthropic_parse_message(const char *body, size_t len, struct anth_message *m);
+void anthropic_message_release(struct anth_message *m);
+
+/* Reads an API error body ({"type":"error","error":{"type","message"}}). Returns 0 and sets the
+ * strings (caller frees), or -1 when the body is not in that shape. */
+int anthropic_parse_error(const char *body, size_t len, char **type, char **message);
+
+enum anth_event_kind {
+	ANTH_EV_IGNORE = 0, /* ping, block starts/stops, unknown types */
+	ANTH_EV_MESSAGE_START,
+	ANTH_EV_TEXT,
+	ANTH_EV_MESSAGE_DELTA,
+	ANTH_EV_MESSAGE_STOP,
+	ANTH_EV_ERROR,
+	ANTH_EV_INVALID, /* data that is not the JSON the event name promises */
+};
+
+/* One stream event. Strings point into a json tree the event holds; release it after use. */
+struct anth_event {
+	enum anth_event_kind kind;
+	const char *text; /* ANTH_EV_TEXT: the delta */
+	size_t text_len;
+	const char *stop_reason;   /* ANTH_EV_MESSAGE_DELTA */
+	const char *error_type;    /* ANTH_EV_ERROR */
+	const char *error_message; /* ANTH_EV_ERROR */
+	long input_tokens;         /* ANTH_EV_MESSAGE_START, and MESSAGE_DELTA when present; else -1 */
+	long output_tokens;        /* cumulative, when present; else -1 */
+	struct json_object *root;
+};
+
+/* Parses one SSE event of a Messages stream: name is the event: field, data its data. */
+void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev);
+void anthropic_event_release(struct anth_event *ev);
+
+/* Replaces every occurrence of secret in s (NUL-terminated, modified in place) with asterisks, so
+ * an upstream message that echoes the server's key never reaches a client or a log. */
+void anthropic_scrub(char *s, const char *secret);
+
+#endif

@@ -1,0 +1,440 @@
+#include "upstream.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "retry.h"
+
+/* An error body is a small JSON document; anything bigger is not one. */
+#define ERROR_BODY_MAX (64 * 1024)
+#define URL_MAX 4096
+
+struct upstream {
+	const struct config *cfg;
+	CURLM *multi; /* keeps the connection cache across requests */
+	CURL *easy;
+	unsigned rand_state;
+	struct buf url;
+	/* per attempt */
+	const struct upstream_sink *sink;
+	struct upstream_result *res;
+	double started;
+	double last_byte; /* 0 until the first byte */
+	enum upstream_outcome abort_reason;
+	int aborted;
+	int headers_done;
+	char retry_after_ms[64]; /* raw header values, read once the header block is complete */
+	char retry_after[64];
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int upstream_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void upstream_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+const char *upstream_outcome_name(enum upstream_outcome o)
+{
+	static const char *const names[] = {
+		[UP_DONE] = "done",
+		[UP_CONNECT_FAILED] = "connect_failed",
+		[UP_BROKEN] = "broken",
+		[UP_FIRST_BYTE_TIMEOUT] = "first_byte_timeout",
+		[UP_IDLE_TIMEOUT] = "idle_timeout",
+		[UP_TOTAL_TIMEOUT] = "total_timeout",
+		[UP_ABORTED] = "aborted",
+		[UP_TOO_LARGE] = "too_large",
+	};
+	return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
+}
+
+struct upstream *upstream_new(const struct config *cfg)
+{
+	struct upstream *u = xcalloc(1, sizeof *u);
+	u->cfg = cfg;
+	u->rand_state = (unsigned)getpid() ^ (unsigned)time(NULL);
+	buf_init(&u->url, URL_MAX);
+	return u;
+}
+
+void upstream_free(struct upstream *u)
+{
+	if (!u)
+		return;
+	if (u->easy)
+		curl_easy_cleanup(u->easy);
+	if (u->multi)
+		curl_multi_cleanup(u->multi);
+	buf_release(&u->url);
+	free(u);
+}
+
+static void stop(struct upstream *u, enum upstream_outcome why)
+{
+	if (!u->aborted) {
+		u->aborted = 1;
+		u->abort_reason = why;
+	}
+}
+
+/* Header values are copied into fixed fields: a longer value is cut, which is fine for ids and
+ * content types we only log or compare by prefix. */
+static void copy_value(char *dst, size_t cap, const char *v, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+static int header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
+{
+	size_t k = strlen(name);
+	if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return 0;
+	const char *v = line + k + 1;
+	const char *end = line + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*value = v;
+	*vlen = (size_t)(end - v);
+	return 1;
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
+{
+	struct upstream *u = arg;
+	struct upstream_headers *h = &u->res->h;
+	size_t n = size * nitems;
+	const char *v;
+	size_t vlen;
+	char tmp[64];
+
+	if (!u->last_byte) {
+		u->last_byte = now_mono();
+		u->res->first_byte_ms = (u->last_byte - u->started) * 1000.0;
+	}
+	u->last_byte = now_mono();
+	/* A new status line (after 100 Continue or a redirect) starts a new header set. */
+	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+		const char *sp = memchr(line, ' ', n);
+		memset(h, 0, sizeof *h);
+		h->retry_after = -1;
+		h->should_retry = -1;
+		u->retry_after_ms[0] = u->retry_after[0] = '\0';
+		h->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		return n;
+	}
+	if (n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+		if (h->status < 200)
+			return n; /* an interim response; the real one follows */
+		h->retry_after = retry_parse_after(u->retry_after_ms, u->retry_after, (double)time(NULL));
+		u->headers_done = 1;
+		if (h->status >= 200 && h->status < 300 && u->sink->on_headers &&
+		    u->sink->on_headers(u->sink->arg, h) != 0) {
+			stop(u, UP_ABORTED);
+			return 0;
+		}
+		return n;
+	}
+	if (header_is(line, n, "request-id", &v, &vlen))
+		copy_value(h->request_id, sizeof h->request_id, v, vlen);
+	else if (header_is(line, n, "content-type", &v, &vlen))
+		copy_value(h->content_type, sizeof h->content_type, v, vlen);
+	else if (header_is(line, n, "retry-after-ms", &v, &vlen))
+		copy_value(u->retry_after_ms, sizeof u->retry_after_ms, v, vlen);
+	else if (header_is(line, n, "retry-after", &v, &vlen))
+		copy_value(u->retry_after, sizeof u->retry_after, v, vlen);
+	else if (header_is(line, n, "x-should-retry", &v, &vlen)) {
+		copy_value(tmp, sizeof tmp, v, vlen);
+		h->should_retry = strcasecmp(tmp, "true") == 0 ? 1 : strcasecmp(tmp, "false") == 0 ? 0 : -1;
+	}
+	return n;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct upstream *u = arg;
+	size_t n = size * nmemb;
+	long status = u->res->h.status;
+	u->last_byte = now_mono();
+	if (status >= 200 && status < 300) {
+		if (u->sink->on_body && u->sink->on_body(u->sink->arg, p, n) != 0) {
+			stop(u, UP_ABORTED);
+			return CURL_WRITEFUNC_ERROR;
+		}
+		return n;
+	}
+	if (buf_append(&u->res->error_body, p, n) < 0) {
+		stop(u, UP_TOO_LARGE);
+		return CURL_WRITEFUNC_ERROR;
+	}
+	return n;
+}
+
+static int setup_handles(struct upstream *u)
+{
+	if (u->easy)
+		return 0;
+	/* Created on first use, in the worker: no connection is ever opened before the fork. */
+	u->multi = curl_multi_init();
+	u->easy = curl_easy_init();
+	if (!u->multi || !u->easy)
+		return -1;
+	CURL *e = u->easy;
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 60L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 60L);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, u);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, u);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "llm-fcgi/" PACKAGE_VERSION);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	return 0;
+}
+
+static struct curl_slist *build_headers(const struct upstream *u, const struct upstream_request *rq)
+{
+	struct buf line;
+	buf_init(&line, 8192);
+	struct curl_slist *list = NULL;
+	/* The key is sent only here, in a header libcurl does not log (verbose is never on). */
+	buf_printf(&line, "x-api-key: %s", u->cfg->api_key ? u->cfg->api_key : "");
+	list = curl_slist_append(list, buf_cstr(&line));
+	buf_reset(&line);
+	buf_printf(&line, "anthropic-version: %s",
+		   rq->anthropic_version ? rq->anthropic_version : "2023-06-01");
+	list = curl_slist_append(list, buf_cstr(&line));
+	if (rq->anthropic_beta) {
+		buf_reset(&line);
+		buf_printf(&line, "anthropic-beta: %s", rq->anthropic_beta);
+		list = curl_slist_append(list, buf_cstr(&line));
+	}
+	list = curl_slist_append(list, "content-type: application/json");
+	list = curl_slist_append(list, "accept: application/json");
+	/* 100-continue would cost a round trip per request for nothing. */
+	list = curl_slist_append(list, "Expect:");
+	buf_release(&line);
+	return list;
+}
+
+static enum upstream_outcome map_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return UP_DONE;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_OPERATION_TIMEDOUT: /* only the connect timeout is left to libcurl */
+		return UP_CONNECT_FAILED;
+	default:
+		return UP_BROKEN;
+	}
+}
+
+/* The deadline that applies now, as an absolute monotonic time, and what missing it means. */
+static double deadline(const struct upstream *u, int stream, enum upstream_outcome *why)
+{
+	const struct config *c = u->cfg;
+	if (!stream) {
+		*why = UP_TOTAL_TIMEOUT;
+		double total = u->started + c->total_timeout;
+		if (u->last_byte) {
+			double idle = u->last_byte + c->idle_timeout;
+			if (idle < total) {
+				*why = UP_IDLE_TIMEOUT;
+				return idle;
+			}
+		}
+		return total;
+	}
+	if (!u->last_byte) {
+		*why = UP_FIRST_BYTE_TIMEOUT;
+		return u->started + c->first_byte_timeout;
+	}
+	*why = UP_IDLE_TIMEOUT;
+	return u->last_byte + c->idle_timeout;
+}
+
+static void attempt(struct upstream *u, const struct upstream_request *rq,
+		    const struct upstream_sink *sink, struct upstream_result *res)
+{
+	u->sink = sink;
+	u->res = res;
+	u->aborted = 0;
+	u->headers_done = 0;
+	u->last_byte = 0;
+	u->started = now_mono();
+	res->first_byte_ms = -1;
+	memset(&res->h, 0, sizeof res->h);
+	res->h.retry_after = -1;
+	res->h.should_retry = -1;
+	buf_reset(&res->error_body);
+	res->detail[0] = '\0';
+
+	if (setup_handles(u) < 0) {
+		res->outcome = UP_CONNECT_FAILED;
+		snprintf(res->detail, sizeof res->detail, "cannot create a libcurl handle");
+		return;
+	}
+	CURL *e = u->easy;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	buf_reset(&u->url);
+	buf_appends(&u->url, u->cfg->upstream_url);
+	while (u->url.len && u->url.data[u->url.len - 1] == '/')
+		u->url.data[--u->url.len] = '\0';
+	buf_appends(&u->url, rq->path);
+	struct curl_slist *headers = build_headers(u, rq);
+	curl_easy_setopt(e, CURLOPT_URL, buf_cstr(&u->url));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(u->cfg->connect_timeout * 1000.0));
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+
+	curl_multi_add_handle(u->multi, e);
+	int watch = sink->watch_fd;
+	int running = 1;
+	while (!u->aborted) {
+		if (curl_multi_perform(u->multi, &running) != CURLM_OK || !running || u->aborted)
+			break;
+		enum upstream_outcome why;
+		double due = deadline(u, rq->stream, &why);
+		double now = now_mono();
+		if (now >= due) {
+			stop(u, why);
+			break;
+		}
+		if (sink->on_tick && sink->on_tick(sink->arg) != 0) {
+			stop(u, UP_ABORTED);
+			break;
+		}
+		double wait = due - now;
+		int wait_ms = wait > 1.0 ? 1000 : (int)ceil(wait * 1000.0);
+		struct curl_waitfd wfd = {.fd = watch, .events = CURL_WAIT_POLLIN, .revents = 0};
+		curl_multi_poll(u->multi, watch >= 0 ? &wfd : NULL, watch >= 0 ? 1 : 0, wait_ms, NULL);
+		/* A readable client connection that is not closed would wake us in a loop: the
+		 * once-a-second tick still notices a close, so stop watching it. */
+		if (watch >= 0 && wfd.revents && sink->on_tick && sink->on_tick(sink->arg) == 0)
+			watch = -1;
+	}
+	CURLcode rc = CURLE_OK;
+	int msgs;
+	CURLMsg *msg;
+	while ((msg = curl_multi_info_read(u->multi, &msgs)))
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == e)
+			rc = msg->data.result;
+	/* Removing an unfinished transfer closes its connection: that is how the upstream stream
+	 * gets cancelled; a finished one goes back to the cache for the next request. */
+	curl_multi_remove_handle(u->multi, e);
+	curl_slist_free_all(headers);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+
+	if (u->aborted)
+		res->outcome = u->abort_reason;
+	else if (running)
+		res->outcome = UP_BROKEN;
+	else
+		res->outcome = map_curl(rc);
+	if (res->outcome == UP_DONE && !u->headers_done)
+		res->outcome = UP_BROKEN;
+	if (res->outcome != UP_DONE)
+		snprintf(res->detail, sizeof res->detail, "%s%s%s", upstream_outcome_name(res->outcome),
+			 errbuf[0] ? ": " : "", errbuf);
+}
+
+static int retryable(const struct upstream_result *res)
+{
+	switch (res->outcome) {
+	case UP_DONE:
+		return res->h.status >= 300 && retry_wanted(res->h.status, res->h.should_retry);
+	case UP_CONNECT_FAILED:
+	case UP_BROKEN:
+	case UP_FIRST_BYTE_TIMEOUT:
+		return retry_wanted(0, -1);
+	default:
+		return 0;
+	}
+}
+
+/* Sleeps before a retry, watching the client. Returns 0, or -1 when the client left. */
+static int backoff(const struct upstream_sink *sink, double seconds)
+{
+	double until = now_mono() + seconds;
+	for (;;) {
+		double left = until - now_mono();
+		if (left <= 0)
+			return 0;
+		if (sink->on_tick && sink->on_tick(sink->arg) != 0)
+			return -1;
+		int ms = left > 0.25 ? 250 : (int)ceil(left * 1000.0);
+		if (sink->watch_fd >= 0) {
+			struct pollfd p = {.fd = sink->watch_fd, .events = POLLIN | POLLRDHUP};
+			if (poll(&p, 1, ms) > 0 && sink->on_tick && sink->on_tick(sink->arg) != 0)
+				return -1;
+		} else {
+			struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void upstream_call(struct upstream *u, const struct upstream_request *rq,
+		   const struct upstream_sink *sink, struct upstream_result *res)
+{
+	memset(res, 0, sizeof *res);
+	buf_init(&res->error_body, ERROR_BODY_MAX);
+	for (int retries = 0;; retries++) {
+		attempt(u, rq, sink, res);
+		res->attempts++;
+		log_info("upstream attempt %d: %s, status %ld, request-id %s", res->attempts,
+			 upstream_outcome_name(res->outcome), res->h.status,
+			 res->h.request_id[0] ? res->h.request_id : "-");
+		if (res->outcome == UP_DONE && res->h.status < 300)
+			return;
+		if (res->outcome == UP_ABORTED || (sink->committed && sink->committed(sink->arg)))
+			return;
+		if (retries >= u->cfg->max_retries || !retryable(res))
+			return;
+		double r = (double)rand_r(&u->rand_state) / ((double)RAND_MAX + 1.0);
+		double wait = retry_delay(retries, res->h.retry_after, u->cfg->retry_after_cap, r);
+		log_info("upstream retry in %.3f s", wait);
+		if (backoff(sink, wait) < 0) {
+			res->outcome = UP_ABORTED;
+			return;
+		}
+	}
+}
+
+void upstream_result_release(struct upstream_result *res)
+{
+	buf_release(&res->error_body);
+}
