@@ -1,0 +1,81 @@
+/* config: the immutable settings of a process, built once at startup (and again on SIGHUP).
+ *
+ * One declarative table {key, type, offset, min, max, default} drives the file parser, the
+ * environment overrides and --check. Precedence, highest first: arguments (-o key=value), the
+ * environment (LLM_FCGI_<KEY>, and ANTHROPIC_BASE_URL for upstream_url), the file, the built-in
+ * default. Times are seconds (decimals allowed); sizes are bytes (k/K, m/M, g/G suffixes allowed).
+ * Unknown keys and out-of-range values are errors naming the file and line. */
+#ifndef LLM_CONFIG_H
+#define LLM_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum when_full { WHEN_FULL_QUEUE = 0, WHEN_FULL_SHED };
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct config {
+	/* upstream */
+	char *upstream_url;  /* https://api.anthropic.com; the gateway appends /v1/messages */
+	char *api_key_file;  /* a file readable only by its owner; NULL when unset */
+	char *api_key;       /* the secret itself: ANTHROPIC_API_KEY, else api_key_file. Never printed */
+	const char *api_key_origin; /* "environment" or "file" (static text), for --check */
+	char *model;
+	long max_tokens;       /* default for a request that names none */
+	long max_tokens_limit; /* ceiling any request may ask for */
+	char *summarize_prompt;
+	long max_retries;
+	double retry_after_cap; /* longest upstream retry-after we wait for, seconds */
+	/* timeouts, seconds */
+	double connect_timeout;
+	double first_byte_timeout;
+	double idle_timeout;
+	double total_timeout;
+	double keepalive_interval;
+	/* limits, bytes */
+	size_t max_body_bytes;     /* our own endpoints */
+	size_t max_response_bytes; /* one upstream response (non-streaming) or one SSE event */
+	/* routing */
+	char *base_path;       /* "" = derive the mount point from the request */
+	char *allowed_origins; /* space- or comma-separated origins allowed for /stream; "" = same origin */
+	/* process */
+	long workers;      /* 0 = this process is the one worker (spawn-fcgi -F, mod_fcgid, bin-path) */
+	long max_requests; /* recycle a prefork worker after this many requests; 0 = never */
+	double grace_period;
+	enum when_full when_full;
+	char *log_file; /* "" = stderr */
+	enum log_level log_level;
+
+	char *source; /* the file the settings came from, or NULL (for messages) */
+};
+
+struct config_arg {
+	const char *key;
+	const char *value;
+};
+
+/* Looks a variable up (getenv in the program; a table in the unit tests). */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/* Fills *cfg with the built-in defaults. */
+void config_defaults(struct config *cfg);
+
+/* Builds *cfg (which must not hold anything: it is overwritten) from the defaults, then the file, then the environment, then args.
+ * path: the file to read; NULL means LLM_FCGI_CONFIG from the environment, else the built-in
+ * default path (SYSCONFDIR "/llm-fcgi.conf"), which may be missing. A file named by path or
+ * LLM_FCGI_CONFIG must exist. On error returns -1 and sets *errmsg (caller frees) to a message
+ * such as "/etc/llm-fcgi.conf:12: max_tokens: 0 is out of range (1..1000000)"; *cfg is then
+ * released. On success returns 0; the caller owns *cfg (config_release). */
+int config_load(struct config *cfg, const char *path, const struct config_arg *args, size_t nargs,
+		config_getenv_fn getenv_fn, char **errmsg);
+
+/* Sets one key from its text form, as the file parser does. Returns 0, or -1 with *errmsg set
+ * (without a file:line prefix; caller frees). */
+int config_set(struct config *cfg, const char *key, const char *value, char **errmsg);
+
+/* Writes "key = value" lines for every setting, with the API key shown only as set/unset. */
+void config_dump(const struct config *cfg, FILE *out);
+
+void config_release(struct config *cfg);
+
+#endif
