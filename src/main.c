@@ -1,0 +1,347 @@
+/* llm-fcgi: AI endpoints served by a FastCGI responder (or plain CGI). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "fcgi_io.h"
+#include "log.h"
+#include "pool.h"
+#include "request.h"
+#include "upstream.h"
+
+#define MAX_ARGS 64
+
+struct options {
+	const char *config_file;
+	const char *socket; /* -s: listen here instead of on fd 0 */
+	int backlog;
+	int check;
+	struct config_arg args[MAX_ARGS];
+	size_t nargs;
+	char *owned[MAX_ARGS]; /* copies of -o texts the args point into */
+};
+
+/* What the process runs on: the options, and the configuration they produced (replaced whole on
+ * a reload). */
+struct app {
+	struct options opts;
+	struct config cfg;
+	int listen_fd;
+};
+
+/* Set from signal handlers, read between requests: the only process-wide mutable state. */
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+static volatile sig_atomic_t reopen_requested;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: llm-fcgi [options]\n"
+		"Serves AI endpoints (/summarize, /stream, /healthz) to a web server over FastCGI,\n"
+		"or answers one request as plain CGI when not started by a FastCGI spawner.\n"
+		"\n"
+		"  -f FILE        configuration file (default: $LLM_FCGI_CONFIG, else %s/llm-fcgi.conf)\n"
+		"  -o KEY=VALUE   set a configuration key (overrides the environment and the file)\n"
+		"  -s SOCKET      listen on SOCKET (a path, or HOST:PORT) instead of fd 0\n"
+		"  -b N           listen backlog for -s (default 1024)\n"
+		"  -c N           prefork N workers (same as -o workers=N)\n"
+		"      --check    validate the configuration, print it and exit\n"
+		"  -h, --help     show this help\n"
+		"  -V, --version  show the version\n"
+		"\n"
+		"The API key comes from ANTHROPIC_API_KEY or api_key_file, never from the command line.\n",
+		SYSCONFDIR);
+}
+
+static int add_arg(struct options *o, const char *key, const char *text)
+{
+	if (o->nargs >= MAX_ARGS) {
+		fprintf(stderr, "llm-fcgi: too many -o options\n");
+		return -1;
+	}
+	char *copy = xstrdup(text);
+	o->owned[o->nargs] = copy;
+	if (key) {
+		o->args[o->nargs].key = key;
+		o->args[o->nargs].value = copy;
+	} else {
+		char *eq = strchr(copy, '=');
+		if (!eq) {
+			fprintf(stderr, "llm-fcgi: -o needs KEY=VALUE, got '%s'\n", text);
+			free(copy);
+			return -1;
+		}
+		*eq = '\0';
+		o->args[o->nargs].key = copy;
+		o->args[o->nargs].value = eq + 1;
+	}
+	o->nargs++;
+	return 0;
+}
+
+static void release_options(struct options *o)
+{
+	for (size_t i = 0; i < o->nargs; i++)
+		free(o->owned[i]);
+	o->nargs = 0;
+}
+
+/* Returns 0 to go on, 1 to exit successfully, -1 on a usage error. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"check", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	memset(o, 0, sizeof *o);
+	o->backlog = 1024;
+	int c;
+	while ((c = getopt_long(argc, argv, "f:o:s:b:c:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': o->config_file = optarg; break;
+		case 'o': if (add_arg(o, NULL, optarg) < 0) return -1; break;
+		case 's': o->socket = optarg; break;
+		case 'b': o->backlog = atoi(optarg) > 0 ? atoi(optarg) : 1024; break;
+		case 'c': if (add_arg(o, "workers", optarg) < 0) return -1; break;
+		case 'C': o->check = 1; break;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("llm-fcgi %s\n", PACKAGE_VERSION); return 1;
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "llm-fcgi: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *env(const char *name)
+{
+	return getenv(name);
+}
+
+static int load_config(const struct options *o, struct config *cfg)
+{
+	char *err = NULL;
+	if (config_load(cfg, o->config_file, o->args, o->nargs, env, &err) < 0) {
+		fprintf(stderr, "llm-fcgi: %s\n", err ? err : "invalid configuration");
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_stop(int sig)
+{
+	stop_requested = 1;
+	fcgi_io_shutdown_pending();
+}
+
+static void on_reload(int sig)
+{
+	reload_requested = 1;
+}
+
+static void on_reopen(int sig)
+{
+	reopen_requested = 1;
+}
+
+/* Installed before libfcgi initialises, so it keeps ours. Stop signals must interrupt accept (no
+ * SA_RESTART); the others are only noted and acted on between requests. */
+static void install_signals(int prefork_worker)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	/* A prefork worker is replaced, not reloaded: its parent handles SIGHUP. */
+	sa.sa_handler = prefork_worker ? SIG_IGN : on_reload;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_reopen;
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Between requests: act on the signals that arrived during the last one. */
+static void between_requests(const struct options *o, struct config *cfg, struct server *srv)
+{
+	if (reopen_requested) {
+		reopen_requested = 0;
+		if (log_reopen() < 0)
+			log_error("cannot reopen the log: %s", strerror(errno));
+	}
+	if (reload_requested) {
+		reload_requested = 0;
+		struct config next;
+		if (load_config(o, &next) < 0) {
+			log_error("reload refused: the new configuration is invalid; keeping the old one");
+			return;
+		}
+		upstream_free(srv->up);
+		config_release(cfg);
+		*cfg = next;
+		srv->up = upstream_new(cfg);
+		srv->cfg = cfg;
+		if (log_open(cfg->log_file, cfg->log_level) < 0)
+			log_error("cannot open log_file %s: %s", cfg->log_file, strerror(errno));
+		log_info("configuration reloaded");
+	}
+}
+
+static int serve_fastcgi(struct app *app, struct pool_shared *shared)
+{
+	struct server srv;
+	server_init(&srv, &app->cfg, upstream_new(&app->cfg));
+	srv.shared = shared;
+	struct fcgi_conn *conn = fcgi_conn_new(app->listen_fd);
+	struct io io;
+	/* Only a prefork worker may retire itself: its parent replaces it at once, whereas lighttpd
+	 * answers 503 for a while after a bin-path worker exits. */
+	unsigned long max_requests = shared ? (unsigned long)app->cfg.max_requests : 0;
+	log_debug("worker ready");
+	while (!stop_requested && fcgi_conn_accept(conn, &io) == 0) {
+		if (shared)
+			atomic_fetch_add(&shared->busy, 1);
+		between_requests(&app->opts, &app->cfg, &srv);
+		request_serve(&srv, &io);
+		fcgi_conn_finish(conn);
+		if (shared) {
+			atomic_fetch_sub(&shared->busy, 1);
+			atomic_fetch_add(&shared->served, 1);
+		}
+		if (max_requests && srv.served >= max_requests)
+			break;
+	}
+	log_debug("worker stopping after %lu request(s)", srv.served);
+	fcgi_conn_free(conn);
+	upstream_free(srv.up);
+	return 0;
+}
+
+static int serve_cgi(struct config *cfg)
+{
+	struct server srv;
+	server_init(&srv, cfg, upstream_new(cfg));
+	struct io io;
+	fcgi_io_cgi(&io);
+	request_serve(&srv, &io);
+	fcgi_io_cgi_finish();
+	upstream_free(srv.up);
+	return 0;
+}
+
+static int pool_worker(void *arg, struct pool_shared *shared)
+{
+	struct app *app = arg;
+	install_signals(1);
+	return serve_fastcgi(app, shared);
+}
+
+static int pool_reload(void *arg)
+{
+	struct app *app = arg;
+	struct config next;
+	if (load_config(&app->opts, &next) < 0) {
+		log_error("reload refused: the new configuration is invalid; keeping the old one");
+		return -1;
+	}
+	config_release(&app->cfg);
+	app->cfg = next;
+	if (log_open(app->cfg.log_file, app->cfg.log_level) < 0)
+		log_error("cannot open log_file %s: %s", app->cfg.log_file, strerror(errno));
+	return 0;
+}
+
+static unsigned pool_size(void *arg)
+{
+	struct app *app = arg;
+	return (unsigned)app->cfg.workers;
+}
+
+static double pool_grace(void *arg)
+{
+	struct app *app = arg;
+	return app->cfg.grace_period;
+}
+
+static void pool_reopen(void *arg)
+{
+	if (log_reopen() < 0)
+		log_error("cannot reopen the log: %s", strerror(errno));
+}
+
+static int run_pool(struct app *app)
+{
+	struct pool_shared *shared = pool_shared_new();
+	if (!shared) {
+		log_error("cannot map the shared pool counters: %s", strerror(errno));
+		return 1;
+	}
+	const struct pool_ops ops = {
+		.worker = pool_worker,
+		.reload = pool_reload,
+		.size = pool_size,
+		.grace = pool_grace,
+		.reopen_logs = pool_reopen,
+		.arg = app,
+	};
+	return pool_run(&ops, shared);
+}
+
+int main(int argc, char **argv)
+{
+	static struct app app;
+	int rc = parse_options(argc, argv, &app.opts);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	if (load_config(&app.opts, &app.cfg) < 0) {
+		release_options(&app.opts);
+		return 2;
+	}
+	if (app.opts.check) {
+		config_dump(&app.cfg, stdout);
+		config_release(&app.cfg);
+		release_options(&app.opts);
+		return 0;
+	}
+	if (log_open(app.cfg.log_file, app.cfg.log_level) < 0) {
+		fprintf(stderr, "llm-fcgi: cannot open log_file %s: %s\n", app.cfg.log_file, strerror(errno));
+		return 1;
+	}
+	if (!app.cfg.api_key)
+		log_warn("no API key: set ANTHROPIC_API_KEY or api_key_file");
+	/* Everything shareable is set up once, before any worker forks; no upstream connection is
+	 * opened here (each worker creates its own handle on first use). */
+	install_signals(0);
+	if (upstream_global_init() < 0 || fcgi_io_init() < 0) {
+		log_error("cannot initialise libcurl or libfcgi");
+		return 1;
+	}
+	if (app.opts.socket && (app.listen_fd = fcgi_io_listen(app.opts.socket, app.opts.backlog)) < 0)
+		return 1;
+	if (!app.opts.socket && fcgi_io_is_cgi())
+		rc = serve_cgi(&app.cfg);
+	else if (app.cfg.workers > 0)
+		rc = run_pool(&app);
+	else
+		rc = serve_fastcgi(&app, NULL);
+	upstream_global_cleanup();
+	config_release(&app.cfg);
+	release_options(&app.opts);
+	log_close();
+	return rc;
+}

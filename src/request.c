@@ -1,0 +1,293 @@
+#include "request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "anthropic.h"
+#include "handlers/handlers.h"
+#include "pool.h"
+#include "upstream.h"
+
+/* REQUEST_URI can be long; a route path never is. */
+#define PATH_MAX_BYTES 8192
+#define READ_CHUNK 16384
+
+double request_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void server_init(struct server *srv, const struct config *cfg, struct upstream *up)
+{
+	memset(srv, 0, sizeof *srv);
+	srv->cfg = cfg;
+	srv->up = up;
+	srv->id_prefix = ((unsigned)getpid() << 16) ^ (unsigned)time(NULL);
+}
+
+void request_fail(struct request *rq, enum err_kind kind, const char *message)
+{
+	if (!rq->acc.error)
+		rq->acc.error = err_name(kind);
+	if (kind == ERR_CANCELLED || rq->resp.client_gone) {
+		rq->acc.cancelled = 1;
+		return;
+	}
+	if (response_error(&rq->resp, kind, message) < 0 && rq->resp.client_gone)
+		rq->acc.cancelled = 1;
+}
+
+long request_max_tokens(const struct request *rq, long asked)
+{
+	const struct config *c = rq->srv->cfg;
+	if (asked <= 0)
+		return c->max_tokens;
+	return asked > c->max_tokens_limit ? c->max_tokens_limit : asked;
+}
+
+enum err_kind request_upstream_error(const struct request *rq, const struct upstream_result *res,
+				     char **message)
+{
+	struct buf m;
+	buf_init(&m, 2048);
+	enum err_kind kind = ERR_UPSTREAM;
+	switch (res->outcome) {
+	case UP_CONNECT_FAILED:
+		buf_appends(&m, "The upstream API could not be reached");
+		break;
+	case UP_BROKEN:
+		buf_appends(&m, "The upstream API closed the connection or sent an invalid answer");
+		break;
+	case UP_TOO_LARGE:
+		buf_appends(&m, "The upstream API sent an answer larger than this server accepts");
+		break;
+	case UP_FIRST_BYTE_TIMEOUT:
+	case UP_IDLE_TIMEOUT:
+	case UP_TOTAL_TIMEOUT:
+		kind = ERR_TIMEOUT;
+		buf_printf(&m, "The upstream API timed out (%s)", upstream_outcome_name(res->outcome));
+		break;
+	case UP_ABORTED:
+		kind = ERR_CANCELLED;
+		break;
+	case UP_DONE: {
+		long st = res->h.status;
+		char *type = NULL, *msg = NULL;
+		int parsed = anthropic_parse_error(res->error_body.data ? res->error_body.data : "",
+						   res->error_body.len, &type, &msg) == 0;
+		if (parsed)
+			anthropic_scrub(msg, rq->srv->cfg->api_key);
+		if (st == 401 || st == 403) {
+			/* The upstream's text may quote the key: never relay it. */
+			buf_appends(&m, "The upstream API rejected this server's credentials");
+		} else if (st == 400 && parsed) {
+			kind = ERR_BAD_REQUEST;
+			buf_appends(&m, msg);
+		} else if (st == 413) {
+			kind = ERR_TOO_LARGE;
+			buf_appends(&m, "The request is too large for the upstream API");
+		} else if (st == 429) {
+			kind = ERR_RATE_LIMIT;
+			buf_appends(&m, "The upstream API is rate limiting this server; retry later");
+		} else if (st == 529) {
+			kind = ERR_OVERLOADED;
+			buf_appends(&m, "The upstream API is overloaded; retry later");
+		} else if (st == 504) {
+			kind = ERR_TIMEOUT;
+			buf_appends(&m, "The upstream API timed out");
+		} else if (parsed) {
+			buf_printf(&m, "The upstream API answered %ld: %s: %s", st, type, msg);
+		} else {
+			buf_printf(&m, "The upstream API answered %ld with an invalid body", st);
+		}
+		free(type);
+		free(msg);
+		break;
+	}
+	}
+	*message = buf_detach(&m);
+	return kind;
+}
+
+void request_note_upstream(struct request *rq, const struct upstream_result *res)
+{
+	rq->acc.attempts = res->attempts;
+	if (res->h.request_id[0]) {
+		snprintf(rq->upstream_request_id, sizeof rq->upstream_request_id, "%s", res->h.request_id);
+		response_add_header(&rq->resp, "x-request-id", rq->upstream_request_id);
+	}
+}
+
+void request_fail_upstream(struct request *rq, const struct upstream_result *res)
+{
+	char *msg = NULL;
+	enum err_kind kind = request_upstream_error(rq, res, &msg);
+	log_warn("upstream failed after %d attempt(s): %s (status %ld)%s%s", res->attempts,
+		 upstream_outcome_name(res->outcome), res->h.status, res->detail[0] ? ": " : "",
+		 res->detail);
+	if (kind == ERR_RATE_LIMIT || kind == ERR_OVERLOADED) {
+		char v[32];
+		double ra = res->h.retry_after > 0 ? res->h.retry_after : 1;
+		snprintf(v, sizeof v, "%ld", (long)(ra + 0.999));
+		response_add_header(&rq->resp, "Retry-After", v);
+	}
+	/* The retries were ours: an SDK client retrying on top would multiply upstream calls. */
+	response_add_header(&rq->resp, "x-should-retry", "false");
+	request_fail(rq, kind, msg);
+	free(msg);
+}
+
+/* CONTENT_LENGTH is a hint: absent with a chunked upload under some servers, "" under nginx. */
+static int parse_length(const char *s, long long *out)
+{
+	*out = -1;
+	if (!s || !*s)
+		return 0;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || s[0] == '-' || s[0] == '+')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static enum err_kind read_body(struct request *rq, size_t cap, const char **msg)
+{
+	long long length;
+	if (parse_length(io_param(rq->io, "CONTENT_LENGTH"), &length) < 0) {
+		*msg = "Content-Length is not a number";
+		return ERR_BAD_REQUEST;
+	}
+	if (length > (long long)cap) {
+		*msg = NULL;
+		return ERR_TOO_LARGE;
+	}
+	buf_init(&rq->body, cap);
+	/* Plain CGI gives no end-of-body marker beyond CONTENT_LENGTH itself. */
+	long long want = rq->io->ops->is_cgi ? (length < 0 ? 0 : length) : -1;
+	char chunk[READ_CHUNK];
+	for (;;) {
+		size_t n = sizeof chunk;
+		if (want >= 0) {
+			long long left = want - (long long)rq->body.len;
+			if (left <= 0)
+				break;
+			if ((long long)n > left)
+				n = (size_t)left;
+		}
+		ssize_t got = rq->io->ops->read(rq->io->ctx, chunk, n);
+		if (got < 0) {
+			*msg = "The request body could not be read";
+			return ERR_BAD_REQUEST;
+		}
+		if (got == 0)
+			break;
+		if (buf_append(&rq->body, chunk, (size_t)got) < 0) {
+			*msg = NULL;
+			return ERR_TOO_LARGE;
+		}
+	}
+	if (length >= 0 && (long long)rq->body.len != length) {
+		*msg = "The request body does not match its Content-Length";
+		return ERR_BAD_REQUEST;
+	}
+	return ERR_OK;
+}
+
+static void dispatch(struct request *rq)
+{
+	switch (rq->route->id) {
+	case ROUTE_SUMMARIZE:
+		handle_summarize(rq);
+		break;
+	case ROUTE_STREAM:
+		handle_stream(rq);
+		break;
+	case ROUTE_HEALTHZ:
+		handle_healthz(rq);
+		break;
+	}
+}
+
+static void serve(struct request *rq)
+{
+	const struct config *cfg = rq->srv->cfg;
+	unsigned bit = route_method_bit(rq->method);
+	if (route_path(io_param(rq->io, "REQUEST_URI"), io_param(rq->io, "SCRIPT_NAME"),
+		       io_param(rq->io, "PATH_INFO"), cfg->base_path, &rq->path) < 0) {
+		request_fail(rq, ERR_NOT_FOUND, "The request path is too long");
+		return;
+	}
+	rq->route = route_lookup(buf_cstr(&rq->path));
+	rq->resp.dialect = rq->route ? rq->route->dialect : route_dialect_for(buf_cstr(&rq->path));
+	rq->resp.head_only = bit == METHOD_HEAD;
+	if (!rq->route) {
+		request_fail(rq, ERR_NOT_FOUND, NULL);
+		return;
+	}
+	if (!(rq->route->methods & bit)) {
+		struct buf allow;
+		buf_init(&allow, 64);
+		route_allow(rq->route, &allow);
+		response_add_header(&rq->resp, "Allow", buf_cstr(&allow));
+		buf_release(&allow);
+		request_fail(rq, ERR_METHOD, NULL);
+		return;
+	}
+	if (rq->route->calls_upstream && rq->srv->shared && cfg->when_full == WHEN_FULL_SHED &&
+	    atomic_load(&rq->srv->shared->busy) >= atomic_load(&rq->srv->shared->total)) {
+		/* This is the last free worker: keep it for health checks and say so at once rather
+		 * than start a model call that would leave the next request waiting in the backlog. */
+		response_add_header(&rq->resp, "Retry-After", "1");
+		request_fail(rq, ERR_POOL_FULL, "Every worker is busy; retry shortly");
+		return;
+	}
+	if (rq->route->limit == LIMIT_OWN) {
+		const char *msg = NULL;
+		enum err_kind e = read_body(rq, cfg->max_body_bytes, &msg);
+		if (e != ERR_OK) {
+			request_fail(rq, e, msg);
+			return;
+		}
+	}
+	dispatch(rq);
+}
+
+void request_serve(struct server *srv, struct io *io)
+{
+	struct request rq;
+	memset(&rq, 0, sizeof rq);
+	rq.srv = srv;
+	rq.io = io;
+	rq.started = request_now();
+	snprintf(rq.id, sizeof rq.id, "%08x%08lx", srv->id_prefix, ++srv->served);
+	log_set_request_id(rq.id);
+	rq.method = io_param(io, "REQUEST_METHOD");
+	if (!rq.method)
+		rq.method = "GET";
+	buf_init(&rq.path, PATH_MAX_BYTES);
+	buf_init(&rq.body, 0);
+	response_init(&rq.resp, io, DIALECT_NATIVE);
+	rq.acc.ttft_ms = -1;
+
+	serve(&rq);
+
+	rq.acc.method = rq.method;
+	rq.acc.route = rq.route ? rq.route->path : buf_cstr(&rq.path);
+	rq.acc.status = rq.acc.cancelled ? 499 : rq.resp.status;
+	rq.acc.duration_ms = (request_now() - rq.started) * 1000.0;
+	rq.acc.flushes = rq.resp.flushes;
+	rq.acc.upstream_request_id = rq.upstream_request_id;
+	log_access(&rq.acc);
+	log_set_request_id(NULL);
+	response_release(&rq.resp);
+	buf_release(&rq.path);
+	buf_release(&rq.body);
+}
