@@ -240,6 +240,75 @@ class Pool:
             Proc.stop(pid)
 
 
+def children(pid):
+    """PIDs whose parent is pid (from /proc), sorted."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields and int(fields[1]) == pid:
+            out.append(int(d))
+    return sorted(out)
+
+
+def pss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class PreforkPool(Pool):
+    """llm-fcgi -c N (the prefork supervisor) under spawn-fcgi -n, configured by a file."""
+
+    def __init__(self, tmp, upstream, workers=3, settings=None, name="prefork", config=""):
+        self.tmp = tmp
+        self.sock = os.path.join(tmp, name + ".sock")
+        self.log_file = os.path.join(tmp, name + ".log")
+        self.config = os.path.join(tmp, name + ".conf")
+        self.write_config(config)
+        env = {"ANTHROPIC_BASE_URL": upstream, "ANTHROPIC_API_KEY": API_KEY,
+               "LLM_FCGI_LOG_FILE": self.log_file, "LLM_FCGI_LOG_LEVEL": "debug"}
+        for k, v in (settings or {}).items():
+            env["LLM_FCGI_" + k.upper()] = str(v)
+        self.env = clean_env(env)
+        self.workers = workers
+        self.proc = spawn(["spawn-fcgi", "-s", self.sock, "-M", "0666", "-n", "--", LLM_FCGI,
+                           "-c", str(workers), "-f", self.config], env=self.env,
+                          log=os.path.join(tmp, name + ".out"))
+        wait_for(lambda: len(self.pids()) == workers and os.path.exists(self.sock),
+                 what="%d prefork workers" % workers)
+
+    def write_config(self, text):
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    @property
+    def parent(self):
+        return self.proc.pid
+
+    def pids(self):
+        return children(self.proc.pid)
+
+    def alive(self):
+        return self.pids()
+
+    def stop(self):
+        Proc.stop(self.proc.pid, grace=15)
+
+
 def render(template, dest, values):
     with open(os.path.join(HERE, "templates", template)) as f:
         text = f.read()
@@ -279,11 +348,15 @@ def port_open(port, host="127.0.0.1"):
 class Stack:
     """Emulator + spawn-fcgi pool + lighttpd, in a fresh temp directory."""
 
-    def __init__(self, prefix="/", workers=2, settings=None, emu=None, upstream=None):
+    def __init__(self, prefix="/", workers=2, settings=None, emu=None, upstream=None, prefork=False,
+                 config=""):
         self.tmp = tempfile.mkdtemp(prefix="llm-fcgi-it.")
         self.emu = emu if emu is not None else Emulator(self.tmp)
         up = upstream or self.emu.url
-        self.pool = Pool(self.tmp, up, workers=workers, settings=settings)
+        if prefork:
+            self.pool = PreforkPool(self.tmp, up, workers=workers, settings=settings, config=config)
+        else:
+            self.pool = Pool(self.tmp, up, workers=workers, settings=settings)
         self.web = Lighttpd(self.tmp, self.pool.sock, prefix=prefix)
         self.base = self.web.url + (prefix.rstrip("/"))
 
