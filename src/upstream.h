@@ -58,7 +58,7 @@ struct upstream_result {
 	struct buf error_body; /* the body of a non-2xx answer */
 	int attempts;
 	double first_byte_ms; /* from the start of the last attempt; -1 when none */
-	char detail[256];     /* for logs: what went wrong, never the key */
+	char detail[320];     /* for logs: what went wrong (room for libcurl's 256-byte text) */
 };
 
 int upstream_global_init(void);

@@ -26,6 +26,8 @@ LLM_EMU = os.environ.get("LLM_EMU_BIN", os.path.join(BUILDDIR, "tests", "emulato
 API_KEY = "sk-test-integration-0123456789"
 # Timing assertions are skipped, visibly, where instrumentation distorts time.
 SLOW = os.environ.get("LLM_SLOW_RUN") == "1"
+# A command the workers run under (scripts/valgrind sets it), e.g. "valgrind --log-file=...".
+WRAP = os.environ.get("LLM_FCGI_WRAP", "").split()
 
 
 # ---------------------------------------------------------------- TAP
@@ -201,7 +203,7 @@ class Pool:
         self.env["LLM_FCGI_CONFIG"] = os.path.join(tmp, "empty.conf")
         open(self.env["LLM_FCGI_CONFIG"], "a").close()
         out = subprocess.run(["spawn-fcgi", "-s", self.sock, "-M", mode, "-F", str(workers),
-                              "-P", self.pidfile, "--", LLM_FCGI], env=self.env,
+                              "-P", self.pidfile, "--"] + WRAP + [LLM_FCGI], env=self.env,
                              capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
             raise RuntimeError("spawn-fcgi failed: %s %s" % (out.stdout, out.stderr))
@@ -285,8 +287,8 @@ class PreforkPool(Pool):
             env["LLM_FCGI_" + k.upper()] = str(v)
         self.env = clean_env(env)
         self.workers = workers
-        self.proc = spawn(["spawn-fcgi", "-s", self.sock, "-M", "0666", "-n", "--", LLM_FCGI,
-                           "-c", str(workers), "-f", self.config], env=self.env,
+        self.proc = spawn(["spawn-fcgi", "-s", self.sock, "-M", "0666", "-n", "--"] + WRAP +
+                          [LLM_FCGI, "-c", str(workers), "-f", self.config], env=self.env,
                           log=os.path.join(tmp, name + ".out"))
         wait_for(lambda: len(self.pids()) == workers and os.path.exists(self.sock),
                  what="%d prefork workers" % workers)
