@@ -225,6 +225,10 @@ void fcgi_conn_free(struct fcgi_conn *c)
 
 /* ---- plain CGI: one request on the environment, stdin and stdout ---- */
 
+struct cgi {
+	unsigned long long consumed; /* body bytes read from stdin */
+};
+
 static const char *cgi_param(void *ctx, const char *name)
 {
 	return getenv(name);
@@ -232,10 +236,13 @@ static const char *cgi_param(void *ctx, const char *name)
 
 static ssize_t cgi_read(void *ctx, char *p, size_t n)
 {
+	struct cgi *c = ctx;
 	for (;;) {
 		ssize_t got = read(STDIN_FILENO, p, n);
 		if (got < 0 && errno == EINTR)
 			continue;
+		if (got > 0)
+			c->consumed += (unsigned long long)got;
 		return got;
 	}
 }
@@ -280,10 +287,32 @@ static const struct io_ops cgi_ops = {
 void fcgi_io_cgi(struct io *io)
 {
 	io->ops = &cgi_ops;
-	io->ctx = NULL;
+	io->ctx = xcalloc(1, sizeof(struct cgi));
 }
 
-void fcgi_io_cgi_finish(void)
+/* A body refused unread (413 from CONTENT_LENGTH) must still be drained: Apache writes the whole
+ * body before it reads the answer, and a CGI that exits with the body unread makes that write
+ * fail, so the client would get no answer at all. The wait for each piece is bounded. */
+static void cgi_drain(struct cgi *c)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+	unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+	char chunk[16384];
+	while (c->consumed < want) {
+		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+		if (poll(&p, 1, 5000) <= 0)
+			return;
+		unsigned long long left = want - c->consumed;
+		ssize_t got = cgi_read(c, chunk, left < sizeof chunk ? (size_t)left : sizeof chunk);
+		if (got <= 0)
+			return;
+	}
+}
+
+void fcgi_io_cgi_finish(struct io *io)
 {
 	fflush(stdout);
+	cgi_drain(io->ctx);
+	free(io->ctx);
+	io->ctx = NULL;
 }

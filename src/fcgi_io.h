@@ -30,7 +30,7 @@ void fcgi_io_shutdown_pending(void);
 
 /* The one request of a plain CGI process. */
 void fcgi_io_cgi(struct io *io);
-/* Flushes stdout at the end of a CGI request. */
-void fcgi_io_cgi_finish(void);
+/* Ends the CGI request: flushes stdout and drains the rest of the body from stdin. */
+void fcgi_io_cgi_finish(struct io *io);
 
 #endif

@@ -239,7 +239,7 @@ static int serve_cgi(struct config *cfg)
 	struct io io;
 	fcgi_io_cgi(&io);
 	request_serve(&srv, &io);
-	fcgi_io_cgi_finish();
+	fcgi_io_cgi_finish(&io);
 	upstream_free(srv.up);
 	return 0;
 }
