@@ -337,7 +337,14 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 			break;
 		}
 		double wait = due - now;
-		int wait_ms = wait > 1.0 ? 1000 : (int)ceil(wait * 1000.0);
+		if (wait > 1.0)
+			wait = 1.0;
+		if (sink->next_tick) {
+			double t = sink->next_tick(sink->arg);
+			if (t >= 0 && t - now < wait)
+				wait = t - now > 0 ? t - now : 0;
+		}
+		int wait_ms = (int)ceil(wait * 1000.0);
 		struct curl_waitfd wfd = {.fd = watch, .events = CURL_WAIT_POLLIN, .revents = 0};
 		curl_multi_poll(u->multi, watch >= 0 ? &wfd : NULL, watch >= 0 ? 1 : 0, wait_ms, NULL);
 		/* A readable client connection that is not closed would wake us in a loop: the

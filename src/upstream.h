@@ -26,6 +26,10 @@ struct upstream_sink {
 	/* Called while waiting, at least once a second and whenever watch_fd stirs. Non-zero aborts
 	 * (the client left). May be NULL. */
 	int (*on_tick)(void *arg);
+	/* When the caller next needs on_tick (a monotonic time, as CLOCK_MONOTONIC seconds), or < 0
+	 * for "only when something happens": keep-alive writes are due on the caller's schedule, not
+	 * on the upstream's. May be NULL. */
+	double (*next_tick)(void *arg);
 	/* Non-zero once the caller's response has committed: no retry is possible then. */
 	int (*committed)(void *arg);
 	int watch_fd; /* -1 for none */

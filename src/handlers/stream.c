@@ -177,6 +177,15 @@ static int on_tick(void *arg)
 	return 0;
 }
 
+static double next_tick(void *arg)
+{
+	struct stream *s = arg;
+	double interval = s->rq->srv->cfg->keepalive_interval;
+	if (!s->rq->resp.committed)
+		return s->rq->started + interval;
+	return s->fmt == RESP_SSE ? s->last_write + interval : -1;
+}
+
 static int committed(void *arg)
 {
 	struct stream *s = arg;
@@ -281,6 +290,7 @@ void handle_stream(struct request *rq)
 		.on_headers = on_headers,
 		.on_body = on_body,
 		.on_tick = on_tick,
+		.next_tick = next_tick,
 		.committed = committed,
 		.watch_fd = rq->io->ops->watch_fd(rq->io->ctx),
 		.arg = &s,
