@@ -1,6 +1,11 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* memmem */
+#endif
 #include "anthropic.h"
 
 #include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -240,11 +245,165 @@ void anthropic_event_release(struct anth_event *ev)
 	ev->root = NULL;
 }
 
+void anthropic_scrub_len(char *p, size_t n, const char *secret)
+{
+	if (!p || !secret || !*secret)
+		return;
+	size_t k = strlen(secret);
+	char *end = p + n;
+	for (char *q = memmem(p, n, secret, k); q; q = memmem(q + k, (size_t)(end - q - k), secret, k))
+		memset(q, '*', k);
+}
+
 void anthropic_scrub(char *s, const char *secret)
 {
-	if (!s || !secret || !*secret)
-		return;
-	size_t n = strlen(secret);
-	for (char *p = strstr(s, secret); p; p = strstr(p + n, secret))
-		memset(p, '*', n);
+	if (s)
+		anthropic_scrub_len(s, strlen(s), secret);
+}
+
+static int json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+struct json_object *anthropic_json_parse_strict(const char *s, size_t len)
+{
+	/* json-c takes an int length and stops at a NUL byte, reporting success for what came
+	 * before it. */
+	if (len > (size_t)INT_MAX || memchr(s, '\0', len))
+		return NULL;
+	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
+	if (!tok)
+		abort(); /* out of memory: the xmalloc policy */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	struct json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+	int ok = json_tokener_get_error(tok) == json_tokener_success;
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (ok && end < len && json_space(s[end]))
+		end++;
+	if (!ok || end != len) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- a byte-exact scan of valid JSON, for anthropic_replace_model ---- */
+
+static size_t skip_space(const char *p, size_t i, size_t n)
+{
+	while (i < n && json_space(p[i]))
+		i++;
+	return i;
+}
+
+/* p[i] is the opening quote: returns the index after the closing one. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+	for (i++; i < n && p[i] != '"'; i++)
+		if (p[i] == '\\')
+			i++;
+	return i + 1;
+}
+
+/* Returns the index after the value that starts at p[i]. */
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+	if (p[i] == '"')
+		return skip_string(p, i, n);
+	if (p[i] != '{' && p[i] != '[') {
+		while (i < n && !json_space(p[i]) && p[i] != ',' && p[i] != '}' && p[i] != ']')
+			i++;
+		return i;
+	}
+	int depth = 0;
+	while (i < n) {
+		char c = p[i];
+		if (c == '"') {
+			i = skip_string(p, i, n);
+			continue;
+		}
+		i++;
+		if (c == '{' || c == '[')
+			depth++;
+		else if ((c == '}' || c == ']') && --depth == 0)
+			break;
+	}
+	return i;
+}
+
+/* Is the string token p[0..n) (quotes included) the key "model", escapes decoded? */
+static int is_model_key(const char *p, size_t n)
+{
+	if (!memchr(p, '\\', n))
+		return n == 7 && memcmp(p, "\"model\"", 7) == 0;
+	struct json_object *k = anthropic_json_parse_strict(p, n);
+	int yes = k && json_object_is_type(k, json_type_string) &&
+		  strcmp(json_object_get_string(k), "model") == 0;
+	json_object_put(k);
+	return yes;
+}
+
+/* Finds the top-level "model" members of the JSON object in body: returns their number (the
+ * last one's value spans [*start, *end)), or -1 when body is not an object as expected. */
+static int scan_model(const char *body, size_t len, size_t *start, size_t *end)
+{
+	size_t i = skip_space(body, 0, len);
+	int found = 0;
+	if (i >= len || body[i] != '{')
+		return -1;
+	i = skip_space(body, i + 1, len);
+	while (i < len && body[i] == '"') {
+		size_t key = i;
+		i = skip_string(body, i, len);
+		if (i > len)
+			return -1;
+		int is_model = is_model_key(body + key, i - key);
+		i = skip_space(body, i, len);
+		if (i >= len || body[i] != ':')
+			return -1;
+		i = skip_space(body, i + 1, len);
+		if (i >= len)
+			return -1;
+		size_t v = i;
+		i = skip_value(body, i, len);
+		if (i > len)
+			return -1;
+		if (is_model) {
+			found++;
+			*start = v;
+			*end = i;
+		}
+		i = skip_space(body, i, len);
+		if (i < len && body[i] == ',')
+			i = skip_space(body, i + 1, len);
+	}
+	return i < len && body[i] == '}' ? found : -1;
+}
+
+int anthropic_model_members(const char *body, size_t len)
+{
+	size_t start, end;
+	return scan_model(body, len, &start, &end);
+}
+
+char *anthropic_replace_model(const char *body, size_t len, const char *model, size_t model_len,
+			      size_t *out_len)
+{
+	size_t start = 0, end = 0;
+	if (scan_model(body, len, &start, &end) != 1 || body[start] != '"')
+		return NULL;
+	struct json_object *m = json_object_new_string_len(model, (int)model_len);
+	size_t mlen;
+	const char *ms = json_object_to_json_string_length(
+		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &mlen);
+	struct buf out;
+	buf_init(&out, (size_t)-1 / 2);
+	buf_append(&out, body, start);
+	buf_append(&out, ms, mlen);
+	buf_append(&out, body + end, len - end);
+	json_object_put(m);
+	*out_len = out.len;
+	return buf_detach(&out);
 }

@@ -70,6 +70,26 @@ struct anth_event {
 void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev);
 void anthropic_event_release(struct anth_event *ev);
 
+/* Parses a client's request body strictly: RFC 8259 JSON, valid UTF-8, no NUL byte, nothing but
+ * blanks after the value. Returns a new tree (caller puts), or NULL. */
+struct json_object *anthropic_json_parse_strict(const char *s, size_t len);
+
+/* The number of top-level "model" members of body, a JSON object that anthropic_json_parse_strict
+ * accepted, or -1 when its syntax is beyond this byte scan (json-c takes single-quoted keys). A
+ * duplicate member would let the parser that checked the model and the upstream's disagree on
+ * which one counts. */
+int anthropic_model_members(const char *body, size_t len);
+
+/* Returns a copy of body, a JSON object that anthropic_json_parse_strict accepted, with the value
+ * of its top-level "model" member replaced by model as a JSON string and every other byte
+ * unchanged (caller frees; *out_len is its length). NULL when body has not exactly one top-level
+ * "model" member whose value is a string. */
+char *anthropic_replace_model(const char *body, size_t len, const char *model, size_t model_len,
+			      size_t *out_len);
+
+/* anthropic_scrub over n bytes that may hold NUL bytes (an SSE frame, an error body). */
+void anthropic_scrub_len(char *p, size_t n, const char *secret);
+
 /* Replaces every occurrence of secret in s (NUL-terminated, modified in place) with asterisks, so
  * an upstream message that echoes the server's key never reaches a client or a log. */
 void anthropic_scrub(char *s, const char *secret);

@@ -26,6 +26,7 @@
 
 #define CONF_LINE_MAX 65536 /* bytes in one line of the file, without its newline */
 #define KEY_FILE_MAX 4096   /* bytes in api_key_file; real keys are about 100 */
+#define CLIENT_KEYS_FILE_MAX (1024 * 1024) /* bytes in client_keys_file: some 15,000 hashes */
 #define SHOW_MAX 64         /* bytes of a value quoted in an error message */
 #define ENV_PREFIX "LLM_FCGI_"
 /* Messages are built in a buf without a practical cap: their parts are numbers, values cut to
@@ -143,6 +144,56 @@ static const char *check_base_path(char **value)
 	return NULL;
 }
 
+/* The separators between entries of models. */
+#define LIST_SEPARATORS " ,"
+
+/* One entry of models: "id" or "alias=id". */
+static void split_model(const char *p, size_t n, struct config_model *m)
+{
+	const char *eq = memchr(p, '=', n);
+	m->name = p;
+	m->name_len = eq ? (size_t)(eq - p) : n;
+	m->target = eq ? eq + 1 : p;
+	m->target_len = eq ? n - m->name_len - 1 : n;
+}
+
+/* Steps over one entry of a models list; returns 0 at its end. */
+static int next_entry(const char **pos, const char **p, size_t *n)
+{
+	*pos += strspn(*pos, LIST_SEPARATORS);
+	if (!**pos)
+		return 0;
+	*p = *pos;
+	*n = strcspn(*pos, LIST_SEPARATORS);
+	*pos += *n;
+	return 1;
+}
+
+/* Model names go into JSON and upstream request bodies: the checks keep them plain. */
+static const char *check_models(char **value)
+{
+	const char *bad = check_line(value);
+	if (bad)
+		return bad;
+	const char *pos = *value, *p, *q;
+	size_t n, k;
+	while (next_entry(&pos, &p, &n)) {
+		struct config_model m;
+		split_model(p, n, &m);
+		if (!m.name_len || !m.target_len || memchr(m.target, '=', m.target_len))
+			return "must be model ids or alias=id, separated by spaces or commas";
+		if (m.name_len > 256 || m.target_len > 256)
+			return "has a model name longer than 256 bytes";
+		for (const char *r = *value; next_entry(&r, &q, &k) && q < p;) {
+			struct config_model o;
+			split_model(q, k, &o);
+			if (o.name_len == m.name_len && memcmp(o.name, m.name, m.name_len) == 0)
+				return "names a model twice";
+		}
+	}
+	return NULL;
+}
+
 /* ---- the table ---- */
 
 static const char *const when_full_names[] = {
@@ -175,8 +226,14 @@ static const struct opt opts[] = {
 		.help = "base URL of the Messages API; /v1/messages is appended"),
 	KEY(api_key_file, OPT_STRING, .def = NULL, .check = check_optional_path,
 		.help = "file holding the API key, mode 600, read when ANTHROPIC_API_KEY is unset"),
+	KEY(client_keys_file, OPT_STRING, .def = NULL, .check = check_optional_path,
+		.help = "file of SHA-256 hashes of the keys /v1/ clients must send, mode 600; "
+			"empty = /v1/ is open"),
 	KEY(model, OPT_STRING, .def = "claude-sonnet-4-20250514", .check = check_name,
 		.help = "model the requests are sent to"),
+	KEY(models, OPT_STRING, .def = "", .check = check_models,
+		.help = "models /v1/ clients may name (id or alias=id, space or comma separated); "
+			"empty = model only"),
 	KEY(max_tokens, OPT_LONG, .min = 1, .max = 1000000, .def = "512",
 		.help = "max_tokens of a request that names none"),
 	KEY(max_tokens_limit, OPT_LONG, .min = 1, .max = 1000000, .def = "8192",
@@ -203,6 +260,8 @@ static const struct opt opts[] = {
 	/* limits */
 	KEY(max_body_bytes, OPT_SIZE, .min = KIB, .max = GIB, .def = "1M",
 		.help = "largest request body accepted, bytes (k, m, g suffixes)"),
+	KEY(max_body_bytes_api, OPT_SIZE, .min = KIB, .max = GIB, .def = "32M",
+		.help = "largest request body accepted under /v1/, bytes"),
 	KEY(max_response_bytes, OPT_SIZE, .min = 64 * KIB, .max = GIB, .def = "8M",
 		.help = "largest upstream response or stream event, bytes"),
 	/* routing */
@@ -736,42 +795,83 @@ static ssize_t read_small(int fd, char *p, size_t max)
 	}
 }
 
-/* Reads and checks api_key_file. Returns the key, or NULL with why set. */
-static char *read_key_file(const char *path, struct buf *why)
+/* Reads a file that must be private to the server: a regular file owned by the user the server
+ * runs as, readable by nobody else. Returns its content (NUL-terminated, in an allocation of
+ * max + 1 bytes, *len bytes long; caller frees), or NULL with why set. what names the setting
+ * in messages. */
+static char *read_private_file(const char *what, const char *path, size_t max, size_t *len,
+	struct buf *why)
 {
 	/* O_NONBLOCK: a FIFO put there must not hang the start; fstat rejects it below. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		say(why, "api_key_file %s: %s", path, strerror(errno));
+		say(why, "%s %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	/* fstat on the open file, not stat on the name: the file checked is the file read. */
 	struct stat st;
-	char *key = NULL;
+	char *raw = NULL;
 	if (fstat(fd, &st) < 0) {
-		say(why, "api_key_file %s: %s", path, strerror(errno));
+		say(why, "%s %s: %s", what, path, strerror(errno));
 	} else if (!S_ISREG(st.st_mode)) {
-		say(why, "api_key_file %s: not a regular file", path);
+		say(why, "%s %s: not a regular file", what, path);
 	} else if (st.st_uid != geteuid()) {
-		say(why, "api_key_file %s: must be owned by the user the server runs as (uid %lu)",
+		say(why, "%s %s: must be owned by the user the server runs as (uid %lu)", what,
 			path, (unsigned long)geteuid());
 	} else if (st.st_mode & 077) {
-		say(why, "api_key_file %s: must be readable only by its owner (chmod 600)", path);
+		say(why, "%s %s: must be readable only by its owner (chmod 600)", what, path);
 	} else {
-		char *raw = xmalloc(KEY_FILE_MAX + 1);
-		ssize_t n = read_small(fd, raw, KEY_FILE_MAX);
-		const char *bad = NULL;
-		if (n == -1)
-			say(why, "api_key_file %s: %s", path, strerror(errno));
-		else if (n == -2)
-			say(why, "api_key_file %s: larger than %d bytes", path, KEY_FILE_MAX);
-		else if (!(key = clean_key(raw, (size_t)n, &bad)))
-			say(why, "api_key_file %s: %s", path, bad);
-		wipe_free(raw, KEY_FILE_MAX + 1);
+		raw = xmalloc(max + 1);
+		ssize_t n = read_small(fd, raw, max);
+		if (n < 0) {
+			if (n == -1)
+				say(why, "%s %s: %s", what, path, strerror(errno));
+			else
+				say(why, "%s %s: larger than %zu bytes", what, path, max);
+			wipe_free(raw, max + 1);
+			raw = NULL;
+		} else {
+			raw[n] = '\0';
+			*len = (size_t)n;
+		}
 	}
 	/* Read-only: closing loses nothing. */
 	(void)close(fd);
+	return raw;
+}
+
+/* Reads and checks api_key_file. Returns the key, or NULL with why set. */
+static char *read_key_file(const char *path, struct buf *why)
+{
+	size_t n;
+	char *raw = read_private_file("api_key_file", path, KEY_FILE_MAX, &n, why);
+	if (!raw)
+		return NULL;
+	const char *bad = NULL;
+	char *key = clean_key(raw, n, &bad);
+	if (!key)
+		say(why, "api_key_file %s: %s", path, bad);
+	wipe_free(raw, KEY_FILE_MAX + 1);
 	return key;
+}
+
+/* Reads the hashes once, at load: no request touches the file. */
+static int load_client_keys(struct config *cfg, struct buf *why)
+{
+	if (!cfg->client_keys_file)
+		return 0;
+	size_t n;
+	char *text = read_private_file("client_keys_file", cfg->client_keys_file,
+		CLIENT_KEYS_FILE_MAX, &n, why);
+	if (!text)
+		return -1;
+	unsigned long line;
+	const char *bad;
+	int rc = client_keys_parse(&cfg->client_keys, text, n, &line, &bad);
+	if (rc < 0)
+		say(why, "client_keys_file %s:%lu: %s", cfg->client_keys_file, line, bad);
+	free(text);
+	return rc;
 }
 
 static int load_api_key(struct config *cfg, config_getenv_fn env, struct buf *why)
@@ -823,7 +923,7 @@ int config_load(struct config *cfg, const char *path, const struct config_arg *a
 	config_defaults(cfg);
 	if (load_file(cfg, path, getenv_fn, &why) < 0 || load_env(cfg, getenv_fn, &why) < 0 ||
 		load_args(cfg, args, nargs, &why) < 0 || check_all(cfg, &why) < 0 ||
-		load_api_key(cfg, getenv_fn, &why) < 0) {
+		load_api_key(cfg, getenv_fn, &why) < 0 || load_client_keys(cfg, &why) < 0) {
 		config_release(cfg);
 		*errmsg = buf_detach(&why);
 		return -1;
@@ -917,6 +1017,8 @@ void config_dump(const struct config *cfg, FILE *out)
 		}
 		putc('\n', out);
 	}
+	if (cfg->client_keys_file)
+		fprintf(out, "# client keys: %zu hash(es) loaded\n", cfg->client_keys.n);
 	if (!cfg->api_key)
 		fputs("# api key: not set\n", out);
 	else
@@ -931,6 +1033,37 @@ void config_release(struct config *cfg)
 	if (cfg->api_key) {
 		wipe_free(cfg->api_key, strlen(cfg->api_key));
 	}
+	client_keys_release(&cfg->client_keys);
 	free(cfg->source);
 	*cfg = (struct config){0};
+}
+
+int config_model_next(const struct config *cfg, const char **pos, struct config_model *m)
+{
+	const char *p;
+	size_t n;
+	if (cfg->models && *cfg->models) {
+		if (!*pos)
+			*pos = cfg->models;
+		if (!next_entry(pos, &p, &n))
+			return 0;
+		split_model(p, n, m);
+		return 1;
+	}
+	/* No list: the one configured model, once. */
+	if (*pos || !cfg->model)
+		return 0;
+	*pos = cfg->model;
+	m->name = m->target = cfg->model;
+	m->name_len = m->target_len = strlen(cfg->model);
+	return 1;
+}
+
+int config_model_find(const struct config *cfg, const char *name, size_t n, struct config_model *m)
+{
+	const char *pos = NULL;
+	while (config_model_next(cfg, &pos, m))
+		if (m->name_len == n && memcmp(m->name, name, n) == 0)
+			return 1;
+	return 0;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "client_keys.h"
+
 enum when_full { WHEN_FULL_QUEUE = 0, WHEN_FULL_SHED };
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -20,7 +22,10 @@ struct config {
 	char *api_key_file;  /* a file readable only by its owner; NULL when unset */
 	char *api_key;       /* the secret itself: ANTHROPIC_API_KEY, else api_key_file. Never printed */
 	const char *api_key_origin; /* "environment" or "file" (static text), for --check */
+	char *client_keys_file; /* hashes of the keys the /v1/ routes require; NULL: open */
+	struct client_keys client_keys; /* read from client_keys_file by config_load */
 	char *model;
+	char *models; /* the model names the /v1/ routes accept: "id alias=id ..."; "" = only model */
 	long max_tokens;       /* default for a request that names none */
 	long max_tokens_limit; /* ceiling any request may ask for */
 	char *summarize_prompt;
@@ -34,6 +39,7 @@ struct config {
 	double keepalive_interval;
 	/* limits, bytes */
 	size_t max_body_bytes;     /* our own endpoints */
+	size_t max_body_bytes_api; /* the API-compatible endpoints under /v1/ */
 	size_t max_response_bytes; /* one upstream response (non-streaming) or one SSE event */
 	/* routing */
 	char *base_path;       /* "" = derive the mount point from the request */
@@ -72,6 +78,21 @@ int config_load(struct config *cfg, const char *path, const struct config_arg *a
 /* Sets one key from its text form, as the file parser does. Returns 0, or -1 with *errmsg set
  * (without a file:line prefix; caller frees). */
 int config_set(struct config *cfg, const char *key, const char *value, char **errmsg);
+
+/* One model name the /v1/ endpoints accept: what clients send, and what the upstream gets (the
+ * same for a plain id, the target for an alias). Both point into the config's strings. */
+struct config_model {
+	const char *name;
+	size_t name_len;
+	const char *target;
+	size_t target_len;
+};
+
+/* Iterates over the accepted names in the order of models (just model when models is empty):
+ * *pos starts as NULL. Returns 1 with *m set, 0 after the last. */
+int config_model_next(const struct config *cfg, const char **pos, struct config_model *m);
+/* Looks up a name a client sent (n bytes). Returns 1 with *m set, or 0 when not accepted. */
+int config_model_find(const struct config *cfg, const char *name, size_t n, struct config_model *m);
 
 /* Writes "key = value" lines for every setting, with the API key shown only as set/unset. */
 void config_dump(const struct config *cfg, FILE *out);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "anthropic.h"
+#include "client_keys.h"
 #include "handlers/handlers.h"
 #include "pool.h"
 #include "upstream.h"
@@ -213,7 +214,36 @@ static void dispatch(struct request *rq)
 	case ROUTE_HEALTHZ:
 		handle_healthz(rq);
 		break;
+	case ROUTE_MESSAGES:
+		handle_messages(rq);
+		break;
+	case ROUTE_COUNT_TOKENS:
+		handle_count_tokens(rq);
+		break;
+	case ROUTE_MODELS:
+		handle_models(rq);
+		break;
+	case ROUTE_CHAT:
+		handle_chat(rq);
+		break;
 	}
+}
+
+/* Is one of the keys the request presents (x-api-key, what the Anthropic SDKs sent so far, or
+ * Authorization: Bearer, what the OpenAI SDK and newer Anthropic SDKs send) listed? Both are
+ * tried, so a client sending both is judged by either. */
+static int client_key_ok(struct request *rq)
+{
+	const struct client_keys *keys = &rq->srv->cfg->client_keys;
+	const char *key = io_param(rq->io, "HTTP_X_API_KEY");
+	size_t n;
+	int ok = 0;
+	if (key && *key)
+		ok |= client_keys_match(keys, key, strlen(key));
+	key = client_keys_bearer(io_param(rq->io, "HTTP_AUTHORIZATION"), &n);
+	if (key && n)
+		ok |= client_keys_match(keys, key, n);
+	return ok;
 }
 
 static void serve(struct request *rq)
@@ -241,6 +271,14 @@ static void serve(struct request *rq)
 		request_fail(rq, ERR_METHOD, NULL);
 		return;
 	}
+	/* Before the body is read: an unauthenticated client costs no more than its headers. */
+	if (rq->route->api && cfg->client_keys_file && !client_key_ok(rq)) {
+		log_info("client key missing or not listed");
+		request_fail(rq, ERR_UNAUTHORIZED, rq->resp.dialect == DIALECT_OPENAI
+			? "Incorrect API key provided"
+			: "invalid x-api-key");
+		return;
+	}
 	if (rq->route->calls_upstream && rq->srv->shared && cfg->when_full == WHEN_FULL_SHED &&
 	    atomic_load(&rq->srv->shared->busy) >= atomic_load(&rq->srv->shared->total)) {
 		/* This is the last free worker: keep it for health checks and say so at once rather
@@ -249,9 +287,10 @@ static void serve(struct request *rq)
 		request_fail(rq, ERR_POOL_FULL, "Every worker is busy; retry shortly");
 		return;
 	}
-	if (rq->route->limit == LIMIT_OWN) {
+	if (rq->route->limit != LIMIT_NONE) {
 		const char *msg = NULL;
-		enum err_kind e = read_body(rq, cfg->max_body_bytes, &msg);
+		enum err_kind e = read_body(rq, rq->route->limit == LIMIT_API ? cfg->max_body_bytes_api
+									: cfg->max_body_bytes, &msg);
 		if (e != ERR_OK) {
 			request_fail(rq, e, msg);
 			return;

@@ -3,13 +3,19 @@
 #include <string.h>
 
 static const struct route routes[] = {
-	{"/summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1},
+	{"/summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
 	/* The seed's two names for the same handler: with blocking workers there is no difference
 	 * between its sync and async endpoints (see README, "Concurrency"). */
-	{"/sync-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1},
-	{"/async-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1},
-	{"/stream", ROUTE_STREAM, METHOD_GET | METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1},
-	{"/healthz", ROUTE_HEALTHZ, METHOD_GET | METHOD_HEAD, DIALECT_NATIVE, LIMIT_NONE, 0},
+	{"/sync-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
+	{"/async-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
+	{"/stream", ROUTE_STREAM, METHOD_GET | METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
+	{"/healthz", ROUTE_HEALTHZ, METHOD_GET | METHOD_HEAD, DIALECT_NATIVE, LIMIT_NONE, 0, 0},
+	/* Drop-in API compatibility: the paths the official SDKs call below their base URL. */
+	{"/v1/messages", ROUTE_MESSAGES, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API, 1, 1},
+	{"/v1/messages/count_tokens", ROUTE_COUNT_TOKENS, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API,
+	 1, 1},
+	{"/v1/models", ROUTE_MODELS, METHOD_GET | METHOD_HEAD, DIALECT_ANTHROPIC, LIMIT_NONE, 0, 1},
+	{"/v1/chat/completions", ROUTE_CHAT, METHOD_POST, DIALECT_OPENAI, LIMIT_API, 1, 1},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

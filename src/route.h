@@ -15,6 +15,10 @@ enum route_id {
 	ROUTE_SUMMARIZE,
 	ROUTE_STREAM,
 	ROUTE_HEALTHZ,
+	ROUTE_MESSAGES,     /* Anthropic Messages API, passed through */
+	ROUTE_COUNT_TOKENS, /* Anthropic token counting, passed through */
+	ROUTE_MODELS,       /* the accepted models, answered locally */
+	ROUTE_CHAT,         /* OpenAI Chat Completions, translated to Messages */
 };
 
 enum route_method {
@@ -26,6 +30,7 @@ enum route_method {
 enum route_limit {
 	LIMIT_NONE,    /* no body expected */
 	LIMIT_OWN,     /* max_body_bytes */
+	LIMIT_API,     /* max_body_bytes_api */
 };
 
 struct route {
@@ -35,6 +40,7 @@ struct route {
 	enum dialect dialect;
 	enum route_limit limit;
 	int calls_upstream; /* spends upstream tokens: subject to load shedding */
+	int api;            /* an API-compatible route: client_keys_file applies */
 };
 
 /* Appends the route path to out ("/summarize"; the plain path when no route matches). request_uri

@@ -1982,6 +1982,17 @@ static const char *api_key(const struct req *r)
 	return NULL;
 }
 
+/* The versions the API knows: the initial release, the one every SDK sent for years, and the one
+ * @anthropic-ai/sdk 1.x sends. An invented date is a 400, as on the real API. */
+static bool known_version(const char *v)
+{
+	static const char *const known[] = {"2023-01-01", "2023-06-01", "2026-10-21"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(v, known[i]) == 0)
+			return true;
+	return false;
+}
+
 /* anthropic-version, then the key, as every /v1 endpoint of the real API checks. */
 static bool auth_ok(struct conn *c)
 {
@@ -1991,7 +2002,7 @@ static bool auth_ok(struct conn *c)
 		send_error(c, 400, "invalid_request_error", "anthropic-version: header is required", NULL);
 		return false;
 	}
-	if (strcmp(ver, "2023-06-01") != 0 && strcmp(ver, "2023-01-01") != 0) {
+	if (!known_version(ver)) {
 		char msg[128];
 
 		snprintf(msg, sizeof msg, "anthropic-version: \"%.64s\" is not a valid version", ver);

@@ -6,8 +6,78 @@
 #include "anthropic.h"
 #include "tap.h"
 
+/* The helpers of the /v1/messages pass-through: strict parsing, the model splice, scrubbing
+ * frames that may hold NUL bytes. */
+static void test_passthrough_helpers(void)
+{
+	static const struct {
+		const char *json;
+		int ok;
+		const char *name;
+	} docs[] = {
+		{"{\"a\": [1, 2.50, {\"b\": null}]}\n", 1, "an object with trailing blanks"},
+		{"{\"a\": 1} x", 0, "text after the value"},
+		{"{\"a\": 1,}", 0, "a trailing comma (json-c's lenient mode takes it)"},
+		{"{\"a\": 'x'}", 0, "a single-quoted string"},
+		{"{\"a\": \"\xff\"}", 0, "invalid UTF-8"},
+		{"", 0, "nothing"},
+	};
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		struct json_object *o = anthropic_json_parse_strict(docs[i].json, strlen(docs[i].json));
+		tap_ok((o != NULL) == docs[i].ok, "strict parse: %s", docs[i].name);
+		json_object_put(o);
+	}
+	tap_ok(anthropic_json_parse_strict("{\"a\":1}\0", 8) == NULL, "strict parse: a NUL byte");
+
+	static const struct {
+		const char *in, *out, *name;
+	} swaps[] = {
+		{"{\"model\":\"fast\",\"max_tokens\":5}", "{\"model\":\"claude-x\",\"max_tokens\":5}",
+		 "model first"},
+		{" {\n \"messages\": [{\"model\": \"inner\"}],\n \"model\" :  \"fast\" ,\"t\":1.50}\n",
+		 " {\n \"messages\": [{\"model\": \"inner\"}],\n \"model\" :  \"claude-x\" ,\"t\":1.50}\n",
+		 "only the top level, every other byte kept"},
+		{"{\"s\":\"a \\\" model \\\\\",\"o\":{\"x\":[\"}\"]},\"mod\\u0065l\":\"fast\"}",
+		 "{\"s\":\"a \\\" model \\\\\",\"o\":{\"x\":[\"}\"]},\"mod\\u0065l\":\"claude-x\"}",
+		 "escapes in strings and in the key"},
+	};
+	for (size_t i = 0; i < sizeof swaps / sizeof swaps[0]; i++) {
+		size_t n = 0;
+		char *out = anthropic_replace_model(swaps[i].in, strlen(swaps[i].in), "claude-x", 8, &n);
+		tap_is_str(out, swaps[i].out, "replace model: %s", swaps[i].name);
+		tap_is_int(n, out ? strlen(out) : 0, "replace model: length (%s)", swaps[i].name);
+		free(out);
+	}
+	size_t n;
+	char *out = anthropic_replace_model("{\"model\":\"a\"}", 13, "q\"\\/\n", 5, &n);
+	tap_is_str(out, "{\"model\":\"q\\\"\\\\/\\n\"}", "replace model: the new name is JSON-escaped");
+	free(out);
+	static const char *const refused[] = {
+		"{\"model\":\"a\",\"model\":\"b\"}", "{\"max_tokens\":1}", "{\"model\":7}", "[\"model\"]",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		out = anthropic_replace_model(refused[i], strlen(refused[i]), "x", 1, &n);
+		tap_ok(out == NULL, "replace model refuses %s", refused[i]);
+		free(out);
+	}
+
+	static const char dup[] = "{\"model\":\"a\",\"x\":{\"model\":1},\"model\":\"b\"}";
+	tap_is_int(anthropic_model_members(dup, sizeof dup - 1), 2,
+		   "model members: duplicates at the top level counted, nested ones not");
+	tap_is_int(anthropic_model_members("{'model':\"a\"}", 13), -1,
+		   "model members: json-c's single-quoted keys are beyond the scan");
+	tap_is_int(anthropic_model_members(" {} ", 4), 0, "model members: none");
+
+	char frame[] = "data: {\"k\":\"sk-1\"}\0 sk-1 sk-1\n";
+	anthropic_scrub_len(frame, sizeof frame - 1, "sk-1");
+	tap_ok(memcmp(frame, "data: {\"k\":\"****\"}\0 **** ****\n", sizeof frame - 1) == 0,
+	       "scrub_len: past a NUL byte too");
+}
+
 int main(void)
 {
+	test_passthrough_helpers();
+
 	struct anth_request rq = {.model = "m1", .max_tokens = 7, .system = "be brief",
 				  .text = "hi \"there\"\n/", .text_len = 12, .stream = 1};
 	size_t n;

@@ -30,7 +30,9 @@
 static const char *const keys[] = {
 	"upstream_url",
 	"api_key_file",
+	"client_keys_file",
 	"model",
+	"models",
 	"max_tokens",
 	"max_tokens_limit",
 	"summarize_prompt",
@@ -42,6 +44,7 @@ static const char *const keys[] = {
 	"total_timeout",
 	"keepalive_interval",
 	"max_body_bytes",
+	"max_body_bytes_api",
 	"max_response_bytes",
 	"base_path",
 	"allowed_origins",
@@ -907,6 +910,88 @@ static void test_api_key(void)
 	free(empty);
 }
 
+/* ---- the /v1/ settings: models, client keys ---- */
+
+static void test_api_settings(void)
+{
+	struct config c;
+	struct config_model m;
+	const char *pos = NULL;
+	config_defaults(&c);
+	tap_is_int(c.max_body_bytes_api, 32 * 1024 * 1024, "default max_body_bytes_api");
+	tap_ok(c.client_keys_file == NULL && c.client_keys.n == 0, "default: no client keys");
+	tap_ok(config_model_next(&c, &pos, &m) == 1 && m.name == c.model && m.target == c.model &&
+		       config_model_next(&c, &pos, &m) == 0,
+	       "models empty: the configured model only");
+	tap_ok(config_model_find(&c, "claude-sonnet-4-20250514", 24, &m) == 1, "it is found");
+	tap_ok(config_model_find(&c, "claude-sonnet-4", 15, &m) == 0, "a prefix of it is not");
+
+	set_ok(&c, "models", " m1, fast=m2 ,gpt-4o=m1 ");
+	static const char *const names[] = {"m1", "fast", "gpt-4o"}, *const targets[] = {"m1", "m2", "m1"};
+	pos = NULL;
+	size_t i = 0;
+	while (config_model_next(&c, &pos, &m)) {
+		tap_ok(i < 3 && m.name_len == strlen(names[i]) && strncmp(m.name, names[i], m.name_len) == 0 &&
+			       m.target_len == strlen(targets[i]) &&
+			       strncmp(m.target, targets[i], m.target_len) == 0,
+		       "models entry %zu: %s -> %s", i, i < 3 ? names[i] : "?", i < 3 ? targets[i] : "?");
+		i++;
+	}
+	tap_is_int(i, 3, "three names");
+	tap_ok(config_model_find(&c, "fast", 4, &m) == 1 && m.target_len == 2 && memcmp(m.target, "m2", 2) == 0,
+	       "an alias resolves");
+	tap_ok(config_model_find(&c, "m2", 2, &m) == 0, "an alias target alone is not a listed name");
+	tap_ok(config_model_find(&c, "claude-sonnet-4-20250514", 24, &m) == 0,
+	       "with a list, model is not implied");
+	set_fails(&c, "models", "a=", "models: 'a=' must be model ids or alias=id, separated by spaces or commas");
+	set_fails(&c, "models", "=b", "models: '=b' must be model ids or alias=id, separated by spaces or commas");
+	set_fails(&c, "models", "a=b=c", "models: 'a=b=c' must be model ids or alias=id, separated by spaces or commas");
+	set_fails(&c, "models", "m1 x=m2 m1", "models: 'm1 x=m2 m1' names a model twice");
+	set_fails(&c, "models", "x=m1,x=m2", "models: 'x=m1,x=m2' names a model twice");
+	set_fails(&c, "models", "a\nb", "models: 'a\\nb' must not contain control characters");
+	config_release(&c);
+
+	/* client_keys_file: read once at load, with api_key_file's ownership and mode rule. */
+	char *empty = fixture("empty.conf");
+	static const char hashes[] =
+		"# two keys\n"
+		"ae09045e91a66c9c6b697433538340e418dd308d89d245910e68428b1a7cae63  -\n"
+		"\n"
+		"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD bob\n";
+	char *path = temp_file(hashes, sizeof hashes - 1, 0600);
+	const struct config_arg arg = {"client_keys_file", path};
+	env_clear();
+	load_ok(&c, empty, &arg, 1, "client_keys_file with mode 600 loads");
+	tap_is_int(c.client_keys.n, 2, "two hashes loaded");
+	tap_ok(client_keys_match(&c.client_keys, "sk-client-test", 14) && client_keys_match(&c.client_keys, "abc", 3),
+	       "both keys match");
+	char *text = dump(&c);
+	tap_ok(strstr(text, "# client keys: 2 hash(es) loaded\n") != NULL, "dump: the number of hashes");
+	free(text);
+	config_release(&c);
+	tap_ok(c.client_keys.hash == NULL && c.client_keys.n == 0, "released");
+	if (chmod(path, 0640) < 0)
+		abort();
+	char *want = strf("client_keys_file %s: must be readable only by its owner (chmod 600)", path);
+	load_fails(empty, &arg, 1, want, "client_keys_file readable by the group");
+	free(want);
+	remove_temp(path);
+
+	static const char bad[] = "ae09045e91a66c9c6b697433538340e418dd308d89d245910e68428b1a7cae63\nsk-raw-key\n";
+	path = temp_file(bad, sizeof bad - 1, 0600);
+	const struct config_arg bad_arg = {"client_keys_file", path};
+	want = strf("client_keys_file %s:2: expected a SHA-256 hash of a key: 64 hex digits "
+		    "(printf %%s KEY | sha256sum)", path);
+	load_fails(empty, &bad_arg, 1, want, "a key instead of a hash");
+	free(want);
+	remove_temp(path);
+	const struct config_arg missing = {"client_keys_file", "/nonexistent/client-keys"};
+	load_fails(empty, &missing, 1, "client_keys_file /nonexistent/client-keys: No such file or directory",
+		   "a missing client_keys_file");
+	tap_ok(strstr(buf_cstr(&all_errors), "sk-raw-key") == NULL, "no error message shows a key");
+	free(empty);
+}
+
 /* ---- dump ---- */
 
 static void test_dump(void)
@@ -1065,6 +1150,7 @@ int main(void)
 	test_env_and_arg_errors();
 	test_limits();
 	test_api_key();
+	test_api_settings();
 	test_dump();
 	test_example();
 

@@ -54,6 +54,23 @@ int main(void)
 	tap_is_int(route_dialect_for("/v1/nope"), DIALECT_ANTHROPIC, "/v1 errors in Anthropic's shape");
 	tap_is_int(route_dialect_for("/ai/v1/chat/nope"), DIALECT_OPENAI, "/v1/chat errors in OpenAI's shape");
 	tap_is_int(route_dialect_for("/nope"), DIALECT_NATIVE, "our own shape elsewhere");
+	/* The API-compatible routes, under a mount point too: the longest route wins. */
+	tap_is_str(path_of("/ai/v1/messages/count_tokens", "/ai", "/v1/messages/count_tokens", ""),
+		   "/v1/messages/count_tokens", "count_tokens, not /v1/messages");
+	tap_is_str(path_of("/v1/chat/completions", "/v1", "/chat/completions", ""), "/v1/chat/completions",
+		   "chat at the root");
+	r = route_lookup("/v1/messages");
+	tap_ok(r && r->id == ROUTE_MESSAGES && r->methods == METHOD_POST && r->api &&
+		       r->limit == LIMIT_API && r->dialect == DIALECT_ANTHROPIC,
+	       "/v1/messages: POST, client keys, max_body_bytes_api, Anthropic errors");
+	r = route_lookup("/v1/chat/completions");
+	tap_ok(r && r->id == ROUTE_CHAT && r->api && r->limit == LIMIT_API && r->dialect == DIALECT_OPENAI,
+	       "/v1/chat/completions: OpenAI errors");
+	r = route_lookup("/v1/models");
+	tap_ok(r && r->id == ROUTE_MODELS && r->api && r->limit == LIMIT_NONE && !r->calls_upstream,
+	       "/v1/models: answered locally, no body");
+	tap_ok(!route_lookup("/summarize")->api && !route_lookup("/stream")->api,
+	       "our own routes take no client key");
 	path_of("", "", "", ""); /* release the static buffer's last content */
 	return tap_done();
 }

@@ -1,0 +1,135 @@
+#include "client_keys.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+
+static int hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int is_blank(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* One line without its '\n'. Returns 1 with out filled, 0 for a line without a hash, or -1. */
+static int parse_line(const char *p, size_t n, unsigned char out[SHA256_DIGEST_SIZE],
+		      const char **why)
+{
+	while (n > 0 && is_blank((unsigned char)*p)) {
+		p++;
+		n--;
+	}
+	while (n > 0 && is_blank((unsigned char)p[n - 1]))
+		n--;
+	if (n == 0 || *p == '#')
+		return 0;
+	for (size_t i = 0; i < 2 * SHA256_DIGEST_SIZE; i++) {
+		if (i >= n || hex_value((unsigned char)p[i]) < 0) {
+			*why = "expected a SHA-256 hash of a key: 64 hex digits "
+			       "(printf %s KEY | sha256sum)";
+			return -1;
+		}
+	}
+	if (n > 2 * SHA256_DIGEST_SIZE && !is_blank((unsigned char)p[2 * SHA256_DIGEST_SIZE])) {
+		*why = "a hash has 64 hex digits; a label after it needs a blank in between";
+		return -1;
+	}
+	for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)
+		out[i] = (unsigned char)(hex_value((unsigned char)p[2 * i]) << 4 |
+					 hex_value((unsigned char)p[2 * i + 1]));
+	/* What "printf %s "$UNSET" | sha256sum" writes: it would let an empty key in. */
+	unsigned char empty[SHA256_DIGEST_SIZE];
+	sha256("", 0, empty);
+	if (memcmp(out, empty, sizeof empty) == 0) {
+		*why = "this is the hash of an empty key";
+		return -1;
+	}
+	return 1;
+}
+
+int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsigned long *lineno,
+		      const char **why)
+{
+	k->hash = NULL;
+	k->n = 0;
+	size_t cap = 0;
+	*lineno = 0;
+	for (size_t pos = 0; pos < len;) {
+		const char *p = text + pos;
+		const char *nl = memchr(p, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - p) : len - pos;
+		pos += n + (nl != NULL);
+		++*lineno;
+		if (memchr(p, '\0', n)) {
+			*why = "NUL byte in line";
+			client_keys_release(k);
+			return -1;
+		}
+		unsigned char h[SHA256_DIGEST_SIZE];
+		int got = parse_line(p, n, h, why);
+		if (got < 0) {
+			client_keys_release(k);
+			return -1;
+		}
+		if (got == 0)
+			continue;
+		if (k->n == cap) {
+			cap = cap ? 2 * cap : 8;
+			k->hash = xrealloc(k->hash, cap * sizeof *k->hash);
+		}
+		memcpy(k->hash[k->n++], h, SHA256_DIGEST_SIZE);
+	}
+	return 0;
+}
+
+void client_keys_release(struct client_keys *k)
+{
+	free(k->hash);
+	k->hash = NULL;
+	k->n = 0;
+}
+
+int client_keys_match(const struct client_keys *k, const char *key, size_t n)
+{
+	unsigned char h[SHA256_DIGEST_SIZE];
+	sha256(key, n, h);
+	/* No early exit: every listed hash is compared in full, whatever matched. */
+	unsigned found = 0;
+	for (size_t i = 0; i < k->n; i++) {
+		unsigned diff = 0;
+		for (size_t j = 0; j < SHA256_DIGEST_SIZE; j++)
+			diff |= (unsigned)(h[j] ^ k->hash[i][j]);
+		/* 1 when diff is 0, computed without a branch on the secret. */
+		found |= 1u & ((diff - 1u) >> 8);
+	}
+	return (int)found;
+}
+
+const char *client_keys_bearer(const char *value, size_t *n)
+{
+	if (!value)
+		return NULL;
+	while (is_blank((unsigned char)*value))
+		value++;
+	if (strncasecmp(value, "Bearer", 6) != 0 || !is_blank((unsigned char)value[6]))
+		return NULL;
+	const char *p = value + 6;
+	while (is_blank((unsigned char)*p))
+		p++;
+	size_t len = strlen(p);
+	while (len > 0 && is_blank((unsigned char)p[len - 1]))
+		len--;
+	*n = len;
+	return p;
+}

@@ -1,0 +1,348 @@
+/* The Anthropic-compatible routes: POST /v1/messages and /v1/messages/count_tokens pass the
+ * client's request through with the server's key (its body byte for byte, but for the model name
+ * when an alias is used), and relay the answer as it came: the JSON, every stream event, or the
+ * upstream's error with its status. GET /v1/models lists the models this server accepts. */
+#include "handlers.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../anthropic.h"
+#include "../request.h"
+#include "../upstream.h"
+
+/* The headers a client may pass on are short: real values are a date and a few beta names. */
+#define VERSION_MAX 64
+#define BETA_MAX 2048
+
+struct pass {
+	struct api_relay relay;
+	int finished;      /* message_stop went out */
+	int error_relayed; /* the upstream's own error event went out */
+	int invalid;       /* an event that is not what its name promises */
+};
+
+static int header_ok(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* anthropic-version and anthropic-beta are the client's to choose: they select the wire format
+ * and features of its request. Returns 0, or -1 when it has answered. */
+static int client_headers(struct request *rq, struct upstream_request *ur)
+{
+	const char *v = io_param(rq->io, "HTTP_ANTHROPIC_VERSION");
+	const char *b = io_param(rq->io, "HTTP_ANTHROPIC_BETA");
+	if (v && !header_ok(v, VERSION_MAX)) {
+		request_fail(rq, ERR_BAD_REQUEST, "anthropic-version: is not a valid version");
+		return -1;
+	}
+	if (b && *b && !header_ok(b, BETA_MAX)) {
+		request_fail(rq, ERR_BAD_REQUEST, "anthropic-beta: is not a valid list of betas");
+		return -1;
+	}
+	ur->anthropic_version = v;
+	ur->anthropic_beta = b && *b ? b : NULL;
+	return 0;
+}
+
+/* Checks what the server decides on (the model allowlist, max_tokens_limit) and sets the body to
+ * send: the client's bytes, or a copy with the alias resolved (*owned, caller frees). Returns 0,
+ * or -1 when it has answered. */
+static int check_body(struct request *rq, int count, struct upstream_request *ur, char **owned)
+{
+	const struct config *cfg = rq->srv->cfg;
+	const char *body = rq->body.data ? rq->body.data : "";
+	struct json_object *root = anthropic_json_parse_strict(body, rq->body.len), *v = NULL;
+	char msg[512];
+	int rc = -1;
+	*owned = NULL;
+	if (!json_object_is_type(root, json_type_object)) {
+		request_fail(rq, ERR_BAD_REQUEST, "The request body is not a valid JSON object");
+		goto out;
+	}
+	if (!json_object_object_get_ex(root, "model", &v)) {
+		request_fail(rq, ERR_BAD_REQUEST, "model: Field required");
+		goto out;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		request_fail(rq, ERR_BAD_REQUEST, "model: Input should be a valid string");
+		goto out;
+	}
+	const char *name = json_object_get_string(v);
+	size_t name_len = (size_t)json_object_get_string_len(v);
+	struct config_model m;
+	if (!config_model_find(cfg, name, name_len, &m)) {
+		snprintf(msg, sizeof msg, "model: '%.256s' is not available on this server "
+			 "(GET /v1/models lists the models it serves)", name);
+		request_fail(rq, ERR_BAD_REQUEST, msg);
+		goto out;
+	}
+	if (!count && json_object_object_get_ex(root, "max_tokens", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > cfg->max_tokens_limit) {
+		snprintf(msg, sizeof msg, "max_tokens: %lld > %ld, which is the maximum this server "
+			 "allows", (long long)json_object_get_int64(v), cfg->max_tokens_limit);
+		request_fail(rq, ERR_BAD_REQUEST, msg);
+		goto out;
+	}
+	if (anthropic_model_members(body, rq->body.len) != 1) {
+		request_fail(rq, ERR_BAD_REQUEST, "The request body must be a JSON object naming the "
+						  "model once");
+		goto out;
+	}
+	ur->stream = !count && json_object_object_get_ex(root, "stream", &v) &&
+		     json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+	ur->body = body;
+	ur->body_len = rq->body.len;
+	if (m.target_len != m.name_len || memcmp(m.target, m.name, m.name_len) != 0) {
+		*owned = anthropic_replace_model(body, rq->body.len, m.target, m.target_len,
+						 &ur->body_len);
+		if (!*owned) {
+			request_fail(rq, ERR_INTERNAL, NULL); /* scanned just above */
+			goto out;
+		}
+		ur->body = *owned;
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+/* Relays one upstream event as it came (comments aside: the decoder drops them and we add our
+ * own), scrubbed of the server's key. */
+static int on_event(void *arg, const struct sse_event *e)
+{
+	struct pass *p = arg;
+	struct api_relay *r = &p->relay;
+	struct request *rq = r->rq;
+	struct anth_event ev;
+	anthropic_parse_event(e->event, e->data, e->data_len, &ev);
+	switch (ev.kind) {
+	case ANTH_EV_INVALID:
+		anthropic_event_release(&ev);
+		p->invalid = 1;
+		return -1;
+	case ANTH_EV_MESSAGE_START:
+		if (ev.input_tokens >= 0)
+			rq->acc.input_tokens = ev.input_tokens;
+		break;
+	case ANTH_EV_TEXT:
+		if (rq->acc.ttft_ms < 0)
+			rq->acc.ttft_ms = (request_now() - rq->started) * 1000.0;
+		rq->acc.delta_flushes++;
+		break;
+	case ANTH_EV_MESSAGE_DELTA:
+		/* Cumulative: it replaces what message_start said. */
+		if (ev.input_tokens >= 0)
+			rq->acc.input_tokens = ev.input_tokens;
+		if (ev.output_tokens >= 0)
+			rq->acc.output_tokens = ev.output_tokens;
+		break;
+	case ANTH_EV_MESSAGE_STOP:
+		p->finished = 1;
+		break;
+	case ANTH_EV_ERROR:
+		p->error_relayed = 1;
+		log_warn("upstream error event: %s", ev.error_type);
+		break;
+	case ANTH_EV_IGNORE:
+		break;
+	}
+	anthropic_event_release(&ev);
+	buf_reset(&r->frame);
+	if (sse_encode(&r->frame, e->event[0] ? e->event : NULL, e->id[0] ? e->id : NULL, e->data,
+		       e->data_len) < 0) {
+		p->invalid = 1;
+		return -1;
+	}
+	anthropic_scrub_len(r->frame.data, r->frame.len, rq->srv->cfg->api_key);
+	return api_relay_send(r);
+}
+
+/* After commit the status is gone: the failure becomes the API's own error event, never a
+ * message_stop. */
+static void stream_failed(struct pass *p, const struct upstream_result *res)
+{
+	struct request *rq = p->relay.rq;
+	const char *msg;
+	const char *type = api_failure(&p->relay, res, &msg);
+	if (p->invalid) {
+		type = "api_error";
+		msg = "The upstream API sent an invalid stream event";
+	}
+	log_warn("stream failed after commit: %s: %s (%s)", type, msg,
+		 res->detail[0] ? res->detail : upstream_outcome_name(res->outcome));
+	rq->acc.error = "stream_failed";
+	struct json_object *o = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string("error"));
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	size_t n;
+	const char *js = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	buf_reset(&p->relay.frame);
+	if (sse_encode(&p->relay.frame, "error", NULL, js, n) == 0)
+		api_relay_send(&p->relay);
+	json_object_put(o);
+}
+
+/* A whole answer, relayed as it came once it is known to be what was asked for. */
+static void answer(struct request *rq, struct api_relay *r, int count)
+{
+	const char *body = r->body.data ? r->body.data : "";
+	int good;
+	if (count) {
+		struct json_object *o = anthropic_json_parse_strict(body, r->body.len);
+		good = json_object_is_type(o, json_type_object);
+		json_object_put(o);
+	} else {
+		struct anth_message m;
+		good = anthropic_parse_message(body, r->body.len, &m) == 0;
+		if (good) {
+			rq->acc.input_tokens = m.usage.input_tokens;
+			rq->acc.output_tokens = m.usage.output_tokens;
+			anthropic_message_release(&m);
+		}
+	}
+	if (!good) {
+		log_warn("upstream answered 2xx with a body that is not %s",
+			 count ? "JSON" : "a message");
+		response_add_header(&rq->resp, "x-should-retry", "false");
+		request_fail(rq, ERR_UPSTREAM, "The upstream API sent an invalid answer");
+		return;
+	}
+	anthropic_scrub_len(r->body.data, r->body.len, rq->srv->cfg->api_key);
+	if (response_send(&rq->resp, 200, "application/json", body, r->body.len) < 0)
+		rq->acc.cancelled = 1;
+}
+
+static void pass_through(struct request *rq, const char *path, int count)
+{
+	if (api_check_json(rq) < 0 || handlers_check_origin(rq) < 0)
+		return;
+	struct upstream_request ur = {.path = path};
+	char *owned;
+	if (client_headers(rq, &ur) < 0 || check_body(rq, count, &ur, &owned) < 0)
+		return;
+	struct pass p;
+	struct upstream_result res;
+	memset(&p, 0, sizeof p);
+	api_relay_run(&p.relay, rq, &ur, on_event, &p, &res);
+	if (rq->acc.cancelled) {
+		/* nothing more can reach the client */
+	} else if (rq->resp.committed) {
+		if (!p.finished && !p.error_relayed)
+			stream_failed(&p, &res);
+		if (p.relay.gone)
+			rq->acc.cancelled = 1;
+	} else {
+		api_note_upstream(rq, &res);
+		if (ur.stream || res.outcome != UP_DONE || res.h.status < 200 || res.h.status > 299) {
+			if (p.relay.too_large) {
+				response_add_header(&rq->resp, "x-should-retry", "false");
+				request_fail(rq, ERR_UPSTREAM, "The upstream API sent an answer larger "
+							       "than this server accepts");
+			} else {
+				api_relay_error(rq, &res, 0);
+			}
+		} else {
+			answer(rq, &p.relay, count);
+		}
+	}
+	upstream_result_release(&res);
+	api_relay_release(&p.relay);
+	free(owned);
+}
+
+void handle_messages(struct request *rq)
+{
+	pass_through(rq, "/v1/messages", 0);
+}
+
+void handle_count_tokens(struct request *rq)
+{
+	pass_through(rq, "/v1/messages/count_tokens", 1);
+}
+
+/* The snapshot date at the end of an id ("claude-sonnet-4-20250514"): the nearest thing to a
+ * creation time the server knows. 0 when the id has none. */
+static time_t model_date(const char *id, size_t n)
+{
+	if (n < 9 || id[n - 9] != '-')
+		return 0;
+	int v[8];
+	for (int i = 0; i < 8; i++) {
+		char c = id[n - 8 + i];
+		if (c < '0' || c > '9')
+			return 0;
+		v[i] = c - '0';
+	}
+	struct tm tm = {
+		.tm_year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3] - 1900,
+		.tm_mon = v[4] * 10 + v[5] - 1,
+		.tm_mday = v[6] * 10 + v[7],
+	};
+	if (tm.tm_year < 100 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+		return 0;
+	return timegm(&tm);
+}
+
+/* GET /v1/models: answered here, not upstream: the list is what this server accepts. Each entry
+ * has the Anthropic API's fields and OpenAI's (object, created, owned_by), so both SDKs'
+ * models.list() read it. */
+void handle_models(struct request *rq)
+{
+	const struct config *cfg = rq->srv->cfg;
+	struct json_object *o = json_object_new_object();
+	struct json_object *data = json_object_new_array();
+	const char *pos = NULL;
+	struct config_model m, first = {0}, last = {0};
+	while (config_model_next(cfg, &pos, &m)) {
+		if (!first.name)
+			first = m;
+		last = m;
+		time_t t = model_date(m.target, m.target_len);
+		char created[32];
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		struct buf display;
+		buf_init(&display, 1024);
+		buf_append(&display, m.name, m.name_len);
+		if (m.name != m.target) {
+			buf_appends(&display, " (");
+			buf_append(&display, m.target, m.target_len);
+			buf_appends(&display, ")");
+		}
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "type", json_object_new_string("model"));
+		json_object_object_add(e, "id", json_object_new_string_len(m.name, (int)m.name_len));
+		json_object_object_add(e, "display_name", json_object_new_string(buf_cstr(&display)));
+		json_object_object_add(e, "created_at", json_object_new_string(created));
+		json_object_object_add(e, "object", json_object_new_string("model"));
+		json_object_object_add(e, "created", json_object_new_int64((int64_t)t));
+		json_object_object_add(e, "owned_by", json_object_new_string("anthropic"));
+		json_object_array_add(data, e);
+		buf_release(&display);
+	}
+	json_object_object_add(o, "object", json_object_new_string("list"));
+	json_object_object_add(o, "data", data);
+	json_object_object_add(o, "has_more", json_object_new_boolean(0));
+	json_object_object_add(o, "first_id", first.name ? json_object_new_string_len(first.name, (int)first.name_len) : NULL);
+	json_object_object_add(o, "last_id", last.name ? json_object_new_string_len(last.name, (int)last.name_len) : NULL);
+	if (response_json(&rq->resp, 200, o) < 0)
+		rq->acc.cancelled = 1;
+	json_object_put(o);
+}

@@ -1,0 +1,357 @@
+/* OpenAI Chat Completions <-> Messages: request checks and translation, answers, streams. */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "openai.h"
+#include "tap.h"
+
+static const struct openai_limits lim = {.max_tokens = 512, .max_tokens_limit = 8192};
+
+/* The Messages body a Chat Completions body becomes (caller frees), or NULL with *e set. */
+static char *translate(const char *body, struct openai_error *e, struct openai_request *keep)
+{
+	struct openai_request rq;
+	if (openai_parse_request(body, strlen(body), &lim, &rq, e) < 0)
+		return NULL;
+	size_t n;
+	char *out = openai_messages_body(&rq, "claude-x", &n);
+	if (keep)
+		*keep = rq;
+	else
+		openai_request_release(&rq);
+	return out;
+}
+
+static void test_requests(void)
+{
+	struct openai_error e;
+	struct openai_request rq;
+	char *out = translate(
+		"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+		"{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"No \"},"
+		"{\"type\":\"text\",\"text\":\"lists.\"}]},{\"role\":\"user\",\"content\":\"Hi\",\"name\":\"ann\"},"
+		"{\"role\":\"assistant\",\"content\":\"Hello.\"},{\"role\":\"user\",\"content\":"
+		"[{\"type\":\"text\",\"text\":\"\"},{\"type\":\"text\",\"text\":\"Name a prime.\"}]}],"
+		"\"temperature\":0.20,\"top_p\":1,\"stop\":\"END\",\"user\":\"u\",\"seed\":1,"
+		"\"frequency_penalty\":0.5,\"presence_penalty\":0,\"parallel_tool_calls\":true,\"store\":false,"
+		"\"metadata\":{},\"service_tier\":\"auto\",\"logit_bias\":{},\"n\":1,\"tools\":[],"
+		"\"tool_choice\":\"none\",\"response_format\":{\"type\":\"text\"},\"logprobs\":false,"
+		"\"top_logprobs\":null,\"functions\":null,\"modalities\":[\"text\"]}",
+		&e, &rq);
+	tap_is_str(out,
+		   "{\"model\":\"claude-x\",\"max_tokens\":512,\"system\":\"Be brief.\\n\\nNo lists.\","
+		   "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":"
+		   "\"Hello.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Name a prime.\"}]}],"
+		   "\"temperature\":0.20,\"top_p\":1,\"stop_sequences\":[\"END\"]}",
+		   "a full request: system joined, turns kept, harmless fields dropped, numbers as sent");
+	if (!out)
+		tap_diag("refused: %s (%s)", e.message, e.param);
+	tap_is_str(rq.model, "gpt-4o", "the requested model is kept for the answer");
+	tap_ok(!rq.stream && !rq.include_usage, "not streamed");
+	openai_request_release(&rq);
+	free(out);
+
+	out = translate("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+			"\"max_tokens\":100,\"max_completion_tokens\":7,\"stop\":[\"a\",\"b\"],"
+			"\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+			&e, &rq);
+	tap_is_str(out,
+		   "{\"model\":\"claude-x\",\"max_tokens\":7,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+		   "\"stop_sequences\":[\"a\",\"b\"],\"stream\":true}",
+		   "streamed; max_completion_tokens wins over max_tokens; stop array");
+	tap_ok(rq.stream && rq.include_usage, "stream with include_usage");
+	openai_request_release(&rq);
+	free(out);
+
+	out = translate("{\"model\":\"m\",\"max_tokens\":8192,\"temperature\":1,\"stop\":null,"
+			"\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+			&e, NULL);
+	tap_ok(out && strstr(out, "\"max_tokens\":8192") && strstr(out, "\"temperature\":1") &&
+		       !strstr(out, "stop"),
+	       "max_tokens at the limit, temperature 1, stop null");
+	free(out);
+
+	static const struct {
+		const char *extra; /* fields added to a valid request */
+		const char *param, *code;
+	} bad[] = {
+		{"\"n\":2", "n", "unsupported_parameter"},
+		{"\"n\":0", "n", "unsupported_parameter"},
+		{"\"tools\":[{\"type\":\"function\"}]", "tools", "unsupported_parameter"},
+		{"\"tool_choice\":\"auto\"", "tool_choice", "unsupported_parameter"},
+		{"\"tool_choice\":{\"type\":\"function\"}", "tool_choice", "unsupported_parameter"},
+		{"\"functions\":[{\"name\":\"f\"}]", "functions", "unsupported_parameter"},
+		{"\"function_call\":\"auto\"", "function_call", "unsupported_parameter"},
+		{"\"response_format\":{\"type\":\"json_object\"}", "response_format", "unsupported_parameter"},
+		{"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}", "response_format",
+		 "unsupported_parameter"},
+		{"\"logprobs\":true", "logprobs", "unsupported_parameter"},
+		{"\"top_logprobs\":0", "top_logprobs", "unsupported_parameter"},
+		{"\"logit_bias\":{\"1\":5}", "logit_bias", "unsupported_parameter"},
+		{"\"modalities\":[\"text\",\"audio\"]", "modalities", "unsupported_parameter"},
+		{"\"audio\":{}", "audio", "unsupported_parameter"},
+		{"\"reasoning_effort\":\"high\"", "reasoning_effort", "unsupported_parameter"},
+		{"\"temperature\":1.2", "temperature", "unsupported_value"},
+		{"\"temperature\":-0.1", "temperature", "unsupported_value"},
+		{"\"temperature\":\"hot\"", "temperature", NULL},
+		{"\"top_p\":2", "top_p", "unsupported_value"},
+		{"\"max_tokens\":8193", "max_tokens", "invalid_value"},
+		{"\"max_completion_tokens\":9000", "max_completion_tokens", "invalid_value"},
+		{"\"max_tokens\":0", "max_tokens", NULL},
+		{"\"max_tokens\":1.5", "max_tokens", NULL},
+		{"\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]", "stop", NULL},
+		{"\"stop\":[1]", "stop", NULL},
+		{"\"stream\":\"yes\"", "stream", NULL},
+		{"\"stream_options\":{\"include_usage\":true}", "stream_options", NULL},
+		{"\"stream\":true,\"stream_options\":{\"include_usage\":1}", "stream_options.include_usage", NULL},
+		{"\"foo\":1", "foo", "unknown_parameter"},
+		{"\"foo\":null", "foo", "unknown_parameter"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char body[512];
+		snprintf(body, sizeof body,
+			 "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}",
+			 bad[i].extra);
+		out = translate(body, &e, NULL);
+		int code_ok = bad[i].code ? e.code && strcmp(e.code, bad[i].code) == 0 : e.code == NULL;
+		tap_ok(!out && e.kind == ERR_BAD_REQUEST && strcmp(e.param, bad[i].param) == 0 && code_ok &&
+			       strstr(e.message, bad[i].param) != NULL,
+		       "refused %s: param %s (%s)", bad[i].extra, e.param, e.message);
+		free(out);
+	}
+
+	static const struct {
+		const char *messages, *param, *name;
+	} bad_turns[] = {
+		{"[]", "messages", "no messages"},
+		{"\"hi\"", "messages", "messages not an array"},
+		{"[{\"role\":\"system\",\"content\":\"s\"}]", "messages", "only a system turn"},
+		{"[{\"content\":\"x\"}]", "messages.[0].role", "no role"},
+		{"[\"x\"]", "messages.[0].role", "a turn that is not an object"},
+		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":\"r\"}]",
+		 "messages.[1].role", "a tool turn"},
+		{"[{\"role\":\"function\",\"content\":\"r\"}]", "messages.[0].role", "a function turn"},
+		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,"
+		 "\"tool_calls\":[{\"id\":\"t\"}]}]",
+		 "messages.[1].tool_calls", "assistant tool calls"},
+		{"[{\"role\":\"user\"}]", "messages.[0].content", "no content"},
+		{"[{\"role\":\"user\",\"content\":5}]", "messages.[0].content", "content a number"},
+		{"[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_url\","
+		 "\"image_url\":{\"url\":\"https://x/y.png\"}}]}]",
+		 "messages.[0].content.[1].type", "an image part"},
+		{"[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\",\"input_audio\":{}}]}]",
+		 "messages.[0].content.[0].type", "an audio part"},
+		{"[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{}}]}]",
+		 "messages.[0].content.[0].type", "a file part"},
+		{"[{\"role\":\"user\",\"content\":[{\"text\":\"a\"}]}]", "messages.[0].content.[0].type",
+		 "a part without a type"},
+		{"[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":7}]}]",
+		 "messages.[0].content.[0].text", "a text part without text"},
+		{"[{\"role\":\"system\",\"content\":[{\"type\":\"image_url\"}]},{\"role\":\"user\",\"content\":\"x\"}]",
+		 "messages.[0].content", "an image in a system turn"},
+	};
+	for (size_t i = 0; i < sizeof bad_turns / sizeof bad_turns[0]; i++) {
+		char body[512];
+		snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":%s}", bad_turns[i].messages);
+		out = translate(body, &e, NULL);
+		tap_ok(!out && strcmp(e.param, bad_turns[i].param) == 0, "refused: %s (param %s: %s)",
+		       bad_turns[i].name, e.param, e.message);
+		free(out);
+	}
+
+	static const struct {
+		const char *body, *param, *name;
+	} bad_bodies[] = {
+		{"{\"model\":\"m\",", "", "malformed JSON"},
+		{"[1]", "", "not an object"},
+		{"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\"}]}", "", "invalid UTF-8"},
+		{"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", "no model"},
+		{"{\"model\":\"\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", "empty model"},
+		{"{\"model\":\"m\"}", "messages", "no messages"},
+	};
+	for (size_t i = 0; i < sizeof bad_bodies / sizeof bad_bodies[0]; i++) {
+		out = translate(bad_bodies[i].body, &e, NULL);
+		tap_ok(!out && e.kind == ERR_BAD_REQUEST && strcmp(e.param, bad_bodies[i].param) == 0,
+		       "refused: %s (%s)", bad_bodies[i].name, e.message);
+		free(out);
+	}
+}
+
+static void test_names(void)
+{
+	static const struct {
+		const char *stop, *finish;
+	} finish[] = {
+		{"end_turn", "stop"},	   {"stop_sequence", "stop"},
+		{"max_tokens", "length"},  {"tool_use", "tool_calls"},
+		{"refusal", "content_filter"}, {"pause_turn", "stop"},
+		{"model_context_window_exceeded", "length"}, {"something_new", "stop"},
+		{NULL, "stop"},
+	};
+	for (size_t i = 0; i < sizeof finish / sizeof finish[0]; i++)
+		tap_is_str(openai_finish_reason(finish[i].stop), finish[i].finish, "finish_reason for %s",
+			   finish[i].stop ? finish[i].stop : "none");
+	tap_is_str(openai_error_type("overloaded_error"), "server_error", "overloaded -> server_error");
+	tap_is_str(openai_error_type("rate_limit_error"), "rate_limit_exceeded", "rate limit");
+	tap_is_str(openai_error_type("invalid_request_error"), "invalid_request_error", "invalid request");
+	tap_is_str(openai_error_type("timeout_error"), "timeout", "timeout");
+	tap_is_str(openai_error_type(NULL), "server_error", "none");
+
+	struct json_object *o = openai_error_body("bad \"n\"", "invalid_request_error", "n", NULL);
+	tap_is_str(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		   "{\"error\":{\"message\":\"bad \\\"n\\\"\",\"type\":\"invalid_request_error\",\"param\":\"n\","
+		   "\"code\":null}}",
+		   "error body: message, type, param, code");
+	json_object_put(o);
+	o = openai_error_body("m", "server_error", "", "");
+	tap_is_str(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+		   "{\"error\":{\"message\":\"m\",\"type\":\"server_error\",\"param\":null,\"code\":null}}",
+		   "error body: empty param and code are null");
+	json_object_put(o);
+}
+
+static void test_completion(void)
+{
+	const char *msg = "{\"id\":\"msg_01abc\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\","
+			  "\"content\":[{\"type\":\"thinking\",\"thinking\":\"hmm\"},{\"type\":\"text\",\"text\":\"Hello\"},"
+			  "{\"type\":\"text\",\"text\":\", world\"}],\"stop_reason\":\"max_tokens\",\"stop_sequence\":null,"
+			  "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":3,"
+			  "\"cache_read_input_tokens\":4,\"output_tokens\":5}}";
+	struct openai_usage u;
+	size_t n;
+	char *out = openai_completion(msg, strlen(msg), "gpt-4o", 1767225600, &u, &n);
+	tap_is_str(out,
+		   "{\"id\":\"chatcmpl-01abc\",\"object\":\"chat.completion\",\"created\":1767225600,"
+		   "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		   "\"content\":\"Hello, world\",\"refusal\":null},\"finish_reason\":\"length\",\"logprobs\":null}],"
+		   "\"usage\":{\"prompt_tokens\":17,\"completion_tokens\":5,\"total_tokens\":22,"
+		   "\"prompt_tokens_details\":{\"cached_tokens\":4}}}",
+		   "a chat.completion: text joined, thinking skipped, cache tokens in the prompt count");
+	tap_is_int(n, out ? strlen(out) : 0, "its length");
+	tap_ok(u.input_tokens == 10 && u.output_tokens == 5 && u.cache_read_tokens == 4, "usage read");
+	free(out);
+	const char *plain = "{\"id\":\"msg_2\",\"type\":\"message\",\"content\":[],\"stop_reason\":\"end_turn\","
+			    "\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}";
+	out = openai_completion(plain, strlen(plain), "m", 1, &u, &n);
+	tap_ok(out && strstr(out, "\"content\":\"\"") && strstr(out, "\"finish_reason\":\"stop\"") &&
+		       strstr(out, "{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}") &&
+		       !strstr(out, "prompt_tokens_details"),
+	       "an empty answer; no cache details without cache reads");
+	free(out);
+	tap_ok(openai_completion("{\"type\":\"error\"}", 16, "m", 1, &u, &n) == NULL, "not a message");
+	tap_ok(openai_completion("{\"type\":\"message\",\"content\":[", 29, "m", 1, &u, &n) == NULL,
+	       "truncated");
+}
+
+/* Feeds one upstream event; returns what it became. */
+static enum openai_step feed(struct openai_stream *s, const char *name, const char *data, struct buf *out)
+{
+	struct anth_event ev;
+	anthropic_parse_event(name, data, strlen(data), &ev);
+	enum openai_step step = openai_stream_event(s, name, &ev, out);
+	anthropic_event_release(&ev);
+	return step;
+}
+
+static void test_stream(int include_usage)
+{
+	const char *with = include_usage ? "with usage" : "without usage";
+	struct openai_stream s;
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	openai_stream_init(&s, "gpt-4o", 1767225600, include_usage);
+	const char *u = include_usage ? ",\"usage\":null" : "";
+	char want[1024];
+
+	tap_is_int(feed(&s, "message_start",
+			"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_7\",\"type\":\"message\",\"content\":[],"
+			"\"usage\":{\"input_tokens\":12,\"cache_read_input_tokens\":2,\"output_tokens\":1}}}",
+			&out),
+		   OPENAI_GO_ON, "%s: message_start", with);
+	snprintf(want, sizeof want,
+		 "data: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
+		 "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+		 "\"logprobs\":null,\"finish_reason\":null}]%s}\n\n",
+		 u);
+	tap_is_str(buf_cstr(&out), want, "%s: the role chunk first", with);
+	buf_reset(&out);
+	feed(&s, "content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+		 "{\"type\":\"text\",\"text\":\"\"}}", &out);
+	tap_is_int(out.len, 0, "%s: content_block_start says nothing", with);
+	feed(&s, "ping", "{\"type\": \"ping\"}", &out);
+	tap_is_str(buf_cstr(&out), ": ping\n\n", "%s: ping -> a comment", with);
+	buf_reset(&out);
+	feed(&s, "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+		 "{\"type\":\"text_delta\",\"text\":\"Hi \\\"you\\\"\\n\"}}", &out);
+	snprintf(want, sizeof want,
+		 "data: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
+		 "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"you\\\"\\n\"},"
+		 "\"logprobs\":null,\"finish_reason\":null}]%s}\n\n",
+		 u);
+	tap_is_str(buf_cstr(&out), want, "%s: a text delta", with);
+	buf_reset(&out);
+	feed(&s, "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+		 "{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}", &out);
+	feed(&s, "future_event", "{\"type\":\"future_event\"}", &out);
+	feed(&s, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}", &out);
+	tap_is_int(out.len, 0, "%s: other deltas, block stops and unknown events say nothing", with);
+	tap_is_int(feed(&s, "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+			"\"stop_sequence\"},\"usage\":{\"output_tokens\":6}}", &out),
+		   OPENAI_GO_ON, "%s: message_delta", with);
+	tap_is_int(out.len, 0, "%s: the finish waits for message_stop", with);
+	tap_is_int(feed(&s, "message_stop", "{\"type\":\"message_stop\"}", &out), OPENAI_DONE,
+		   "%s: message_stop ends it", with);
+	char usage[256] = "";
+	if (include_usage)
+		snprintf(usage, sizeof usage,
+			 "data: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
+			 "\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":14,"
+			 "\"completion_tokens\":6,\"total_tokens\":20,\"prompt_tokens_details\":"
+			 "{\"cached_tokens\":2}}}\n\n");
+	snprintf(want, sizeof want,
+		 "data: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"created\":1767225600,"
+		 "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+		 "\"finish_reason\":\"stop\"}]%s}\n\n%sdata: [DONE]\n\n",
+		 u, usage);
+	tap_is_str(buf_cstr(&out), want, "%s: finish chunk, usage chunk when asked, [DONE]", with);
+	tap_ok(s.finished && s.usage.input_tokens == 12 && s.usage.output_tokens == 6,
+	       "%s: input tokens from message_start, output from message_delta", with);
+	openai_stream_release(&s);
+	buf_release(&out);
+}
+
+static void test_stream_failures(void)
+{
+	struct openai_stream s;
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	openai_stream_init(&s, "m", 1, 1);
+	struct anth_event ev;
+	const char *d = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}";
+	anthropic_parse_event("error", d, strlen(d), &ev);
+	tap_is_int(openai_stream_event(&s, "error", &ev, &out), OPENAI_FAILED, "an error event fails");
+	tap_ok(out.len == 0 && !s.finished && strcmp(ev.error_type, "overloaded_error") == 0,
+	       "and writes nothing itself");
+	anthropic_event_release(&ev);
+	tap_is_int(feed(&s, "content_block_delta", "{\"type\":\"content_block_delta\",\"delta\":", &out),
+		   OPENAI_INVALID, "a truncated event is invalid");
+	tap_is_int(openai_stream_error(&out, "overloaded_error", "Overloaded"), 0, "error frame");
+	tap_is_str(buf_cstr(&out),
+		   "data: {\"error\":{\"message\":\"Overloaded\",\"type\":\"server_error\",\"param\":null,"
+		   "\"code\":\"overloaded_error\"}}\n\n",
+		   "a failed stream ends with data: {error} and no [DONE]");
+	openai_stream_release(&s);
+	buf_release(&out);
+}
+
+int main(void)
+{
+	test_requests();
+	test_names();
+	test_completion();
+	test_stream(1);
+	test_stream(0);
+	test_stream_failures();
+	return tap_done();
+}
