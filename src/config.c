@@ -226,6 +226,9 @@ static const struct opt opts[] = {
 		.help = "base URL of the Messages API; /v1/messages is appended"),
 	KEY(api_key_file, OPT_STRING, .def = NULL, .check = check_optional_path,
 		.help = "file holding the API key, mode 600, read when ANTHROPIC_API_KEY is unset"),
+	KEY(ca_file, OPT_STRING, .def = NULL, .check = check_optional_path,
+		.help = "CA certificates (PEM) the upstream's certificate is checked against; "
+			"empty = the system's"),
 	KEY(client_keys_file, OPT_STRING, .def = NULL, .check = check_optional_path,
 		.help = "file of SHA-256 hashes of the keys /v1/ clients must send, mode 600; "
 			"empty = /v1/ is open"),

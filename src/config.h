@@ -21,6 +21,7 @@ struct config {
 	char *upstream_url;  /* https://api.anthropic.com; the gateway appends /v1/messages */
 	char *api_key_file;  /* a file readable only by its owner; NULL when unset */
 	char *api_key;       /* the secret itself: ANTHROPIC_API_KEY, else api_key_file. Never printed */
+	char *ca_file;       /* PEM CA certificates for an https upstream; NULL = the system's */
 	const char *api_key_origin; /* "environment" or "file" (static text), for --check */
 	char *client_keys_file; /* hashes of the keys the /v1/ routes require; NULL: open */
 	struct client_keys client_keys; /* read from client_keys_file by config_load */

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pool.h"
 #include "request.h"
+#include "tls.h"
 #include "upstream.h"
 
 #define MAX_ARGS 64
@@ -176,6 +177,16 @@ static void install_signals(int prefork_worker)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* The CA store is built here, before any fork, and only for an https upstream. */
+static int load_ca(const struct config *cfg)
+{
+	if (strncmp(cfg->upstream_url, "https://", 8) != 0) {
+		tls_cleanup();
+		return 0;
+	}
+	return tls_init(cfg->ca_file);
+}
+
 /* Between requests: act on the signals that arrived during the last one. */
 static void between_requests(const struct options *o, struct config *cfg, struct server *srv)
 {
@@ -196,6 +207,8 @@ static void between_requests(const struct options *o, struct config *cfg, struct
 		*cfg = next;
 		srv->up = upstream_new(cfg);
 		srv->cfg = cfg;
+		if (load_ca(cfg) < 0)
+			log_error("no shared CA store: libcurl loads the CA certificates itself");
 		if (log_open(cfg->log_file, cfg->log_level) < 0)
 			log_error("cannot open log_file %s: %s", cfg->log_file, strerror(errno));
 		log_info("configuration reloaded");
@@ -263,6 +276,9 @@ static int pool_reload(void *arg)
 	app->cfg = next;
 	if (log_open(app->cfg.log_file, app->cfg.log_level) < 0)
 		log_error("cannot open log_file %s: %s", app->cfg.log_file, strerror(errno));
+	/* The next generation of workers forks from this store. */
+	if (load_ca(&app->cfg) < 0)
+		log_error("no shared CA store: each worker loads the CA certificates itself");
 	return 0;
 }
 
@@ -331,6 +347,8 @@ int main(int argc, char **argv)
 		log_error("cannot initialise libcurl or libfcgi");
 		return 1;
 	}
+	if (load_ca(&app.cfg) < 0)
+		return 1;
 	if (app.opts.socket && (app.listen_fd = fcgi_io_listen(app.opts.socket, app.opts.backlog)) < 0)
 		return 1;
 	if (!app.opts.socket && fcgi_io_is_cgi())
@@ -339,6 +357,7 @@ int main(int argc, char **argv)
 		rc = run_pool(&app);
 	else
 		rc = serve_fastcgi(&app, NULL);
+	tls_cleanup();
 	upstream_global_cleanup();
 	config_release(&app.cfg);
 	release_options(&app.opts);

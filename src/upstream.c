@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "retry.h"
+#include "tls.h"
 
 /* An error body is a small JSON document; anything bigger is not one. */
 #define ERROR_BODY_MAX (64 * 1024)
@@ -194,6 +195,12 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+static CURLcode on_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
+{
+	tls_attach(ssl_ctx);
+	return CURLE_OK;
+}
+
 static int setup_handles(struct upstream *u)
 {
 	if (u->easy)
@@ -214,6 +221,14 @@ static int setup_handles(struct upstream *u)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, u);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "llm-fcgi/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (tls_shared()) {
+		/* The parent's CA store replaces the bundle libcurl would parse in this worker. */
+		curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+		curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	} else if (u->cfg->ca_file && *u->cfg->ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, u->cfg->ca_file);
+	}
 	return 0;
 }
 

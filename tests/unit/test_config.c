@@ -30,6 +30,7 @@
 static const char *const keys[] = {
 	"upstream_url",
 	"api_key_file",
+	"ca_file",
 	"client_keys_file",
 	"model",
 	"models",

@@ -1,0 +1,57 @@
+#include "tls.h"
+
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Built before the fork and only read afterwards: process state shared copy-on-write. */
+static X509_STORE *store;
+
+static int backend_is_openssl(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	return v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL", 7) == 0;
+}
+
+int tls_init(const char *ca_file)
+{
+	tls_cleanup();
+	if (!backend_is_openssl())
+		return 0;
+	X509_STORE *s = X509_STORE_new();
+	if (!s)
+		return -1;
+	int ok = ca_file && *ca_file ? X509_STORE_load_file(s, ca_file) : X509_STORE_set_default_paths(s);
+	if (!ok) {
+		unsigned long e = ERR_get_error();
+		log_error("cannot load CA certificates from %s: %s",
+			  ca_file && *ca_file ? ca_file : "the system's default locations",
+			  e ? ERR_reason_error_string(e) : "unknown error");
+		ERR_clear_error();
+		X509_STORE_free(s);
+		return -1;
+	}
+	store = s;
+	return 0;
+}
+
+int tls_shared(void)
+{
+	return store != NULL;
+}
+
+void tls_attach(void *ssl_ctx)
+{
+	/* set1 takes its own reference: the store outlives every context that uses it. */
+	SSL_CTX_set1_cert_store(ssl_ctx, store);
+}
+
+void tls_cleanup(void)
+{
+	X509_STORE_free(store);
+	store = NULL;
+}

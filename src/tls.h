@@ -1,0 +1,19 @@
+/* tls: the CA store, built once before the workers fork and handed to every TLS context.
+ *
+ * Left to itself, every worker would parse the CA bundle on its first TLS connection: about a
+ * megabyte of heap per process, for data that is the same everywhere. Built in the parent, the
+ * store's pages are shared copy-on-write by all workers. The only includer of OpenSSL headers;
+ * used only when libcurl's TLS backend is OpenSSL (otherwise libcurl loads the bundle itself). */
+#ifndef LLM_TLS_H
+#define LLM_TLS_H
+
+/* Loads ca_file, or the system's default CA locations when ca_file is NULL or "". Returns 0, or
+ * -1 when the certificates cannot be loaded (logged). Replaces a store loaded before. */
+int tls_init(const char *ca_file);
+/* 1 when a shared store is ready for tls_attach. */
+int tls_shared(void);
+/* Gives an OpenSSL SSL_CTX (as libcurl's CURLOPT_SSL_CTX_FUNCTION passes it) the shared store. */
+void tls_attach(void *ssl_ctx);
+void tls_cleanup(void);
+
+#endif
