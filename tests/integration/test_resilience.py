@@ -210,11 +210,19 @@ def check_lifecycle(tap):
         except RuntimeError:
             pass
         tap.ok(os.path.exists(pool.log_file) and "access" in pool.log_text(), "SIGUSR1 reopens the log file")
+
+        def ids_match():
+            # A worker writes its access line just after the answer left, so wait for it.
+            ids = {a["req"] for a in pool.access()}
+            lines = [l for l in pool.log_text().splitlines() if " req=" in l]
+            return bool(ids and lines) and all(re.search(r" req=([0-9a-f]+):", l).group(1) in ids
+                                               for l in lines)
+        try:
+            wait_for(ids_match, timeout=5, what="access lines")
+        except RuntimeError:
+            pass
         acc = pool.access()
-        ids = {a["req"] for a in acc}
-        lines = [l for l in pool.log_text().splitlines() if " req=" in l]
-        tap.ok(acc and lines and all(re.search(r" req=([0-9a-f]+):", l).group(1) in ids for l in lines),
-               "every request's log lines carry its id")
+        tap.ok(ids_match(), "every request's log lines carry its id", pool.log_text()[-1500:])
         tap.ok(all(set(a) >= {"route", "status", "attempts", "ttft_ms", "duration_ms", "input_tokens",
                               "output_tokens", "cancelled"} for a in acc), "access lines have the documented fields")
         tap.ok("reload traffic" not in pool.log_text() + open(pool.log_file + ".1").read(), "prompts are never logged")
