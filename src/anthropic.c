@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jx.h"
 
 /* json-c ownership, once for this module: json_object_new_* and json_tokener_parse_ex return a
  * new reference owned by the caller; json_object_object_add/array_add take over the value's
@@ -34,22 +35,6 @@ static struct json_object *parse(const char *s, size_t len)
 	}
 	json_tokener_free(tok);
 	return o;
-}
-
-static const char *get_string(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static long get_long(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	return (long)json_object_get_int64(v);
 }
 
 char *anthropic_request_body(const struct anth_request *rq, size_t *len)
@@ -84,8 +69,8 @@ char *anthropic_request_body(const struct anth_request *rq, size_t *len)
 
 static void read_usage(struct json_object *usage, struct anth_usage *u)
 {
-	u->input_tokens = get_long(usage, "input_tokens");
-	u->output_tokens = get_long(usage, "output_tokens");
+	u->input_tokens = jx_long(usage, "input_tokens");
+	u->output_tokens = jx_long(usage, "output_tokens");
 }
 
 int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
@@ -93,7 +78,7 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	memset(m, 0, sizeof *m);
 	struct json_object *root = parse(body, len);
 	struct json_object *content, *usage;
-	const char *type = root ? get_string(root, "type") : NULL;
+	const char *type = root ? jx_string(root, "type") : NULL;
 	if (!type || strcmp(type, "message") != 0 ||
 	    !json_object_object_get_ex(root, "content", &content) ||
 	    !json_object_is_type(content, json_type_array)) {
@@ -105,7 +90,7 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	size_t n = json_object_array_length(content);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *block = json_object_array_get_idx(content, i);
-		const char *btype = get_string(block, "type");
+		const char *btype = jx_string(block, "type");
 		struct json_object *t;
 		/* Unknown block types (tool_use, thinking, ...) are skipped, as the SDKs do. */
 		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
@@ -114,8 +99,8 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 		buf_append(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
 	}
 	m->text = buf_detach(&text);
-	const char *model = get_string(root, "model");
-	const char *stop = get_string(root, "stop_reason");
+	const char *model = jx_string(root, "model");
+	const char *stop = jx_string(root, "stop_reason");
 	m->model = xstrdup(model ? model : "");
 	m->stop_reason = xstrdup(stop ? stop : "");
 	if (json_object_object_get_ex(root, "usage", &usage))
@@ -144,8 +129,8 @@ int anthropic_parse_error(const char *body, size_t len, char **type, char **mess
 		json_object_put(root);
 		return -1;
 	}
-	const char *t = get_string(e, "type");
-	const char *msg = get_string(e, "message");
+	const char *t = jx_string(e, "type");
+	const char *msg = jx_string(e, "message");
 	if (!t) {
 		json_object_put(root);
 		return -1;
@@ -177,7 +162,7 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 	if (kind == ANTH_EV_IGNORE)
 		return;
 	ev->root = parse(data, len);
-	const char *type = ev->root ? get_string(ev->root, "type") : NULL;
+	const char *type = ev->root ? jx_string(ev->root, "type") : NULL;
 	if (!type || strcmp(type, name) != 0) {
 		ev->kind = ANTH_EV_INVALID;
 		return;
@@ -187,7 +172,7 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 	case ANTH_EV_TEXT: {
 		struct json_object *t;
 		const char *dtype;
-		if (!json_object_object_get_ex(ev->root, "delta", &o) || !(dtype = get_string(o, "type")))
+		if (!json_object_object_get_ex(ev->root, "delta", &o) || !(dtype = jx_string(o, "type")))
 			break;
 		/* Tool input, thinking and citation deltas are not text for our endpoints. */
 		if (strcmp(dtype, "text_delta") != 0)
@@ -204,19 +189,19 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 			break;
 		ev->kind = kind;
 		if (json_object_object_get_ex(o, "usage", &u)) {
-			ev->input_tokens = get_long(u, "input_tokens");
-			ev->output_tokens = get_long(u, "output_tokens");
+			ev->input_tokens = jx_long(u, "input_tokens");
+			ev->output_tokens = jx_long(u, "output_tokens");
 		}
 		return;
 	case ANTH_EV_MESSAGE_DELTA:
 		if (!json_object_object_get_ex(ev->root, "delta", &o))
 			break;
 		ev->kind = kind;
-		ev->stop_reason = get_string(o, "stop_reason");
+		ev->stop_reason = jx_string(o, "stop_reason");
 		/* Usage here is cumulative: it replaces, never adds to, what came before. */
 		if (json_object_object_get_ex(ev->root, "usage", &u)) {
-			ev->input_tokens = get_long(u, "input_tokens");
-			ev->output_tokens = get_long(u, "output_tokens");
+			ev->input_tokens = jx_long(u, "input_tokens");
+			ev->output_tokens = jx_long(u, "output_tokens");
 		}
 		return;
 	case ANTH_EV_MESSAGE_STOP:
@@ -226,8 +211,8 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		if (!json_object_object_get_ex(ev->root, "error", &o))
 			break;
 		ev->kind = kind;
-		ev->error_type = get_string(o, "type");
-		ev->error_message = get_string(o, "message");
+		ev->error_type = jx_string(o, "type");
+		ev->error_message = jx_string(o, "message");
 		if (!ev->error_type)
 			ev->error_type = "api_error";
 		if (!ev->error_message)

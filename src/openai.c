@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jx.h"
 #include "sse.h"
 
 /* json-c ownership here as in anthropic.c: json_object_new_* return a new reference; *_add takes
@@ -37,22 +38,6 @@ static int is_null(struct json_object *v)
 static int is_number(struct json_object *v)
 {
 	return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
-}
-
-static const char *get_string(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static long get_long(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	return (long)json_object_get_int64(v);
 }
 
 /* ---- the request ---- */
@@ -95,7 +80,7 @@ static int system_text(struct json_object *content, size_t i, struct buf *out,
 	size_t n = json_object_array_length(content);
 	for (size_t j = 0; j < n; j++) {
 		struct json_object *part = json_object_array_get_idx(content, j), *t;
-		const char *type = get_string(part, "type");
+		const char *type = jx_string(part, "type");
 		if (!type || strcmp(type, "text") != 0 || !json_object_object_get_ex(part, "text", &t) ||
 		    !json_object_is_type(t, json_type_string))
 			return refuse(e, param, NULL, "%s: a system message takes text parts only",
@@ -122,7 +107,7 @@ static struct json_object *turn_content(struct json_object *content, size_t i,
 	size_t n = json_object_array_length(content);
 	for (size_t j = 0; j < n; j++) {
 		struct json_object *part = json_object_array_get_idx(content, j), *t;
-		const char *type = get_string(part, "type");
+		const char *type = jx_string(part, "type");
 		snprintf(param, sizeof param, "messages.[%zu].content.[%zu].type", i, j);
 		if (!type) {
 			refuse(e, param, NULL, "%s: a content part needs a type", param);
@@ -166,7 +151,7 @@ static int parse_messages(struct json_object *msgs, struct openai_request *rq,
 	char param[64];
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(msgs, i), *content, *v;
-		const char *role = json_object_is_type(m, json_type_object) ? get_string(m, "role") : NULL;
+		const char *role = json_object_is_type(m, json_type_object) ? jx_string(m, "role") : NULL;
 		snprintf(param, sizeof param, "messages.[%zu].role", i);
 		if (!role) {
 			refuse(e, param, NULL, "%s: every message needs a role", param);
@@ -305,7 +290,7 @@ static int check_neutral(const char *key, struct json_object *v, struct openai_e
 			  strcmp(json_object_get_string(v), "none") == 0;
 		what = "tool calling is not supported by this server (only \"none\")";
 	} else if (strcmp(key, "response_format") == 0) {
-		const char *t = json_object_is_type(v, json_type_object) ? get_string(v, "type") : NULL;
+		const char *t = json_object_is_type(v, json_type_object) ? jx_string(v, "type") : NULL;
 		neutral = t && strcmp(t, "text") == 0;
 		what = "only {\"type\": \"text\"} is supported by this server";
 	} else if (strcmp(key, "logprobs") == 0) {
@@ -522,13 +507,13 @@ const char *openai_finish_reason(const char *stop_reason)
 static void read_usage(struct json_object *usage, struct openai_usage *u)
 {
 	long v;
-	if ((v = get_long(usage, "input_tokens")) >= 0)
+	if ((v = jx_long(usage, "input_tokens")) >= 0)
 		u->input_tokens = v;
-	if ((v = get_long(usage, "cache_creation_input_tokens")) >= 0)
+	if ((v = jx_long(usage, "cache_creation_input_tokens")) >= 0)
 		u->cache_creation_tokens = v;
-	if ((v = get_long(usage, "cache_read_input_tokens")) >= 0)
+	if ((v = jx_long(usage, "cache_read_input_tokens")) >= 0)
 		u->cache_read_tokens = v;
-	if ((v = get_long(usage, "output_tokens")) >= 0)
+	if ((v = jx_long(usage, "output_tokens")) >= 0)
 		u->output_tokens = v;
 }
 
@@ -562,7 +547,7 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 {
 	memset(u, 0, sizeof *u);
 	struct json_object *root = anthropic_json_parse_strict(body, len), *content, *usage;
-	const char *type = json_object_is_type(root, json_type_object) ? get_string(root, "type") : NULL;
+	const char *type = json_object_is_type(root, json_type_object) ? jx_string(root, "type") : NULL;
 	if (!type || strcmp(type, "message") != 0 ||
 	    !json_object_object_get_ex(root, "content", &content) ||
 	    !json_object_is_type(content, json_type_array)) {
@@ -574,7 +559,7 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	size_t n = json_object_array_length(content);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *block = json_object_array_get_idx(content, i), *t;
-		const char *btype = get_string(block, "type");
+		const char *btype = jx_string(block, "type");
 		/* Thinking and other block kinds have no place in a chat message. */
 		if (btype && strcmp(btype, "text") == 0 && json_object_object_get_ex(block, "text", &t) &&
 		    json_object_is_type(t, json_type_string))
@@ -583,7 +568,7 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	if (json_object_object_get_ex(root, "usage", &usage))
 		read_usage(usage, u);
 	char id[160];
-	completion_id(get_string(root, "id"), id, sizeof id);
+	completion_id(jx_string(root, "id"), id, sizeof id);
 
 	struct json_object *o = json_object_new_object();
 	struct json_object *choice = json_object_new_object();
@@ -599,7 +584,7 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	json_object_object_add(choice, "index", json_object_new_int(0));
 	json_object_object_add(choice, "message", msg);
 	json_object_object_add(choice, "finish_reason",
-			       json_object_new_string(openai_finish_reason(get_string(root, "stop_reason"))));
+			       json_object_new_string(openai_finish_reason(jx_string(root, "stop_reason"))));
 	json_object_object_add(choice, "logprobs", NULL);
 	json_object_array_add(choices, choice);
 	json_object_object_add(o, "choices", choices);
@@ -677,7 +662,7 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
 	switch (ev->kind) {
 	case ANTH_EV_MESSAGE_START:
 		if (json_object_object_get_ex(ev->root, "message", &m)) {
-			completion_id(get_string(m, "id"), s->id, sizeof s->id);
+			completion_id(jx_string(m, "id"), s->id, sizeof s->id);
 			if (json_object_object_get_ex(m, "usage", &u))
 				read_usage(u, &s->usage);
 		}
