@@ -323,13 +323,19 @@ def check_memory(tap, tmp, upstream, mix, workers=2):
         ob, oa = sum(owned(v) for v in before.values()), sum(owned(v) for v in after.values())
         tap.diag("pool (%d workers): Pss %d -> %d kB (%+d), without file pages %d -> %d kB (%+d)"
                  % (n, tb, ta, ta - tb, ob, oa, oa - ob))
-        tap.ok(oa - ob <= PSS_SLACK_KB * n,
-               "memory: pool PSS (anon + shmem) grew %+d kB over %d bad requests (<= %d kB per worker)"
-               % (oa - ob, ROUNDS, PSS_SLACK_KB), (before, after))
-        for pid in pids:
-            grew = owned(after[pid]) - owned(before[pid])
-            tap.ok(grew <= PSS_SLACK_KB, "memory: worker %d PSS (anon + shmem) grew %+d kB (<= %d kB)"
-                   % (pid, grew, PSS_SLACK_KB), (before[pid], after[pid]))
+        if SLOW:
+            # ASan keeps freed memory in quarantine and valgrind has its own heap: memory growth
+            # is measured only in a normal build (LeakSanitizer and memcheck judge leaks there).
+            tap.skip("memory: pool PSS does not grow over %d bad requests" % ROUNDS,
+                     "memory not measured in instrumented runs")
+        else:
+            tap.ok(oa - ob <= PSS_SLACK_KB * n,
+                   "memory: pool PSS (anon + shmem) grew %+d kB over %d bad requests (<= %d kB per worker)"
+                   % (oa - ob, ROUNDS, PSS_SLACK_KB), (before, after))
+            for pid in pids:
+                grew = owned(after[pid]) - owned(before[pid])
+                tap.ok(grew <= PSS_SLACK_KB, "memory: worker %d PSS (anon + shmem) grew %+d kB (<= %d kB)"
+                       % (pid, grew, PSS_SLACK_KB), (before[pid], after[pid]))
         tap.eq(pool.alive(), pids, "memory: same worker PIDs, all alive, after %d bad requests"
                % (warm_each * n + ROUNDS // n * n))
     finally:
