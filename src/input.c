@@ -324,7 +324,7 @@ static enum err_kind copy_messages(struct json_object *m, struct json_object **o
 	struct json_object *turns = jnew(json_object_new_array());
 	enum err_kind e = ERR_OK;
 	for (size_t i = 0; i < count && e == ERR_OK; i++) {
-		struct json_object *turn = json_object_array_get_idx(m, i), *role, *content, *copy;
+		struct json_object *turn = json_object_array_get_idx(m, i), *role, *content, *copy = NULL;
 		int user;
 		if (!json_object_is_type(turn, json_type_object) ||
 		    !json_object_object_get_ex(turn, "role", &role) ||
