@@ -437,9 +437,12 @@ void upstream_call(struct upstream *u, const struct upstream_request *rq,
 	for (int retries = 0;; retries++) {
 		attempt(u, rq, sink, res);
 		res->attempts++;
-		log_info("upstream attempt %d: %s, status %ld, request-id %s", res->attempts,
-			 upstream_outcome_name(res->outcome), res->h.status,
-			 res->h.request_id[0] ? res->h.request_id : "-");
+		/* A first attempt that succeeded is in the access line already (attempts, request id):
+		 * logging it again would be a second write per request. */
+		int first_ok = res->attempts == 1 && res->outcome == UP_DONE && res->h.status < 300;
+		log_msg(first_ok ? LOG_DEBUG : LOG_INFO, "upstream attempt %d: %s, status %ld, request-id %s",
+			res->attempts, upstream_outcome_name(res->outcome), res->h.status,
+			res->h.request_id[0] ? res->h.request_id : "-");
 		if (res->outcome == UP_DONE && res->h.status < 300)
 			return;
 		if (res->outcome == UP_ABORTED || (sink->committed && sink->committed(sink->arg)))
