@@ -29,7 +29,7 @@ import threading
 import time
 
 import harness
-from harness import (API_KEY, LLM_FCGI, SRCDIR, WWW_UID, Apache, Lighttpd, Pool, Proc,
+from harness import (API_KEY, LLM_FCGI, SRCDIR, WWW_UID, Apache, Lighttpd, Pool, Proc, children,
                      apache_modules, clean_env, free_port, http, http_json, marker, open_tmp,
                      port_open, q, render, wait_for)
 
@@ -55,23 +55,6 @@ def spawn_group(argv, env=None, log=None):
                          stdin=subprocess.DEVNULL, start_new_session=True)
     Proc.track(p.pid)
     return p
-
-
-def children(pid):
-    """PIDs whose parent is pid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == pid:
-            out.append(int(d))
-    return sorted(out)
 
 
 def proc_uid(pid):
