@@ -65,6 +65,17 @@ static int send_frame(struct stream *s)
 	return 0;
 }
 
+/* Appends one SSE event whose data is obj serialised; takes ownership of obj. */
+static int encode_event(struct buf *frame, const char *event, const char *id, struct json_object *obj)
+{
+	size_t n;
+	const char *js = json_object_to_json_string_length(
+		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	int rc = sse_encode(frame, event, id, js, n);
+	json_object_put(obj);
+	return rc;
+}
+
 static int send_delta(struct stream *s, const char *text, size_t len)
 {
 	struct request *rq = s->rq;
@@ -79,12 +90,7 @@ static int send_delta(struct stream *s, const char *text, size_t len)
 		snprintf(id, sizeof id, "%lu", ++s->next_id);
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "text", json_object_new_string_len(text, (int)len));
-		size_t n;
-		const char *js = json_object_to_json_string_length(
-			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-		int rc = sse_encode(&s->frame, "delta", id, js, n);
-		json_object_put(o);
-		if (rc < 0)
+		if (encode_event(&s->frame, "delta", id, o) < 0)
 			return -1;
 	}
 	if (send_frame(s) < 0)
@@ -205,22 +211,14 @@ static void finish(struct stream *s)
 		json_object_object_add(u, "input_tokens", json_object_new_int64(rq->acc.input_tokens));
 		json_object_object_add(u, "output_tokens", json_object_new_int64(rq->acc.output_tokens));
 		json_object_object_add(o, "usage", u);
-		size_t n;
-		const char *js = json_object_to_json_string_length(
-			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-		sse_encode(&s->frame, "done", NULL, js, n);
-		json_object_put(o);
+		encode_event(&s->frame, "done", NULL, o);
 	} else if (s->fmt == RESP_SSE) {
 		struct json_object *o = json_object_new_object();
 		struct json_object *e = json_object_new_object();
 		json_object_object_add(e, "type", json_object_new_string(s->fail.type));
 		json_object_object_add(e, "message", json_object_new_string(s->fail.message));
 		json_object_object_add(o, "error", e);
-		size_t n;
-		const char *js = json_object_to_json_string_length(
-			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-		sse_encode(&s->frame, "error", NULL, js, n);
-		json_object_put(o);
+		encode_event(&s->frame, "error", NULL, o);
 	} else {
 		/* The documented last line that tells a cut answer from a finished one. */
 		buf_printf(&s->frame, "\n[error: %s: %s]\n", s->fail.type, s->fail.message);
