@@ -19,7 +19,10 @@ struct upstream_headers {
 };
 
 struct upstream_sink {
-	/* A 2xx status and its headers are in, before any body byte. Non-zero aborts. */
+	/* A 2xx status and its headers are in, before any body byte. Called once per attempt that
+	 * gets that far: a sink that collects the body starts it over here, since an attempt whose
+	 * body was cut off is retried (if nothing committed) and must not leave its half behind.
+	 * Non-zero aborts. */
 	int (*on_headers)(void *arg, const struct upstream_headers *h);
 	/* Body bytes of a 2xx answer. Non-zero aborts. */
 	int (*on_body)(void *arg, const char *p, size_t n);

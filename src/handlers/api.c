@@ -60,8 +60,10 @@ int api_relay_send(struct api_relay *r)
 static int on_headers(void *arg, const struct upstream_headers *h)
 {
 	struct api_relay *r = arg;
-	if (!r->stream)
+	if (!r->stream) {
+		buf_reset(&r->body); /* a retry after a cut body starts it over */
 		return 0;
+	}
 	note_request_id(r->rq, h->request_id);
 	if (response_begin(&r->rq->resp, 200, RESP_SSE) < 0) {
 		r->gone = 1;
@@ -201,6 +203,7 @@ void api_relay_error(struct request *rq, const struct upstream_result *res, int 
 	const char *key = rq->srv->cfg->api_key;
 	int rc;
 	if (openai) {
+		anthropic_scrub(type, key);
 		anthropic_scrub(msg, key);
 		struct json_object *o = openai_error_body(msg, openai_error_type(type), NULL, type);
 		rc = response_json(&rq->resp, (int)st, o);

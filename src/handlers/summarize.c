@@ -24,6 +24,14 @@ static int collect_body(void *arg, const char *p, size_t n)
 	return 0;
 }
 
+/* A retry after a body cut off in the middle starts the body over. */
+static int collect_start(void *arg, const struct upstream_headers *h)
+{
+	struct collect *c = arg;
+	buf_reset(&c->body);
+	return 0;
+}
+
 static int collect_tick(void *arg)
 {
 	struct collect *c = arg;
@@ -81,6 +89,7 @@ void handle_summarize(struct request *rq)
 	struct collect c = {.rq = rq};
 	buf_init(&c.body, cfg->max_response_bytes);
 	struct upstream_sink sink = {
+		.on_headers = collect_start,
 		.on_body = collect_body,
 		.on_tick = collect_tick,
 		.committed = never_committed,
