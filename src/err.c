@@ -18,6 +18,9 @@ static const struct {
 		{"not_found_error", "not_found_error", "invalid_request_error"}},
 	[ERR_METHOD] = {"method_not_allowed", 405,
 		{"invalid_request_error", "invalid_request_error", "invalid_request_error"}},
+	/* A header the client chose, like 405 and 415: the type those have. */
+	[ERR_NOT_ACCEPTABLE] = {"not_acceptable", 406,
+		{"invalid_request_error", "invalid_request_error", "invalid_request_error"}},
 	[ERR_TOO_LARGE] = {"too_large", 413,
 		{"request_too_large", "request_too_large", "invalid_request_error"}},
 	[ERR_MEDIA_TYPE] = {"unsupported_media_type", 415,
@@ -62,6 +65,7 @@ const char *err_reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";

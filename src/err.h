@@ -12,6 +12,7 @@ enum err_kind {
 	ERR_FORBIDDEN,      /* cross-site request */
 	ERR_NOT_FOUND,      /* unknown route */
 	ERR_METHOD,         /* method not allowed on a known route */
+	ERR_NOT_ACCEPTABLE, /* GET /stream without Accept: text/event-stream */
 	ERR_TOO_LARGE,      /* body over the route's limit */
 	ERR_MEDIA_TYPE,     /* unsupported content type */
 	ERR_RATE_LIMIT,     /* upstream 429 after retries */

@@ -11,6 +11,9 @@
 #include "../sse.h"
 #include "../upstream.h"
 
+/* How long EventSource waits before it reconnects after a stream ends: a day. */
+#define STREAM_RETRY_MS 86400000
+
 /* Why a committed stream did not finish, as the client will see it. */
 struct failure {
 	int set;
@@ -31,26 +34,23 @@ struct stream {
 	struct failure fail;
 };
 
+/* Copies src into dst after scrubbing the key from it: scrubbing after the cut would miss a key
+ * that the cut leaves half in place. Both the upstream's error type and message are relayed. */
+static void keep_scrubbed(char *dst, size_t cap, const char *src, const char *key)
+{
+	char *copy = xstrdup(src);
+	anthropic_scrub(copy, key);
+	snprintf(dst, cap, "%s", copy);
+	free(copy);
+}
+
 static void fail(struct stream *s, const char *type, const char *message)
 {
 	if (s->fail.set)
 		return;
 	s->fail.set = 1;
-	snprintf(s->fail.type, sizeof s->fail.type, "%s", type);
-	snprintf(s->fail.message, sizeof s->fail.message, "%s", message);
-	anthropic_scrub(s->fail.message, s->rq->srv->cfg->api_key);
-}
-
-static int commit(struct stream *s)
-{
-	if (s->rq->resp.committed)
-		return 0;
-	if (response_begin(&s->rq->resp, 200, s->fmt) < 0) {
-		s->gone = 1;
-		return -1;
-	}
-	s->last_write = request_now();
-	return 0;
+	keep_scrubbed(s->fail.type, sizeof s->fail.type, type, s->rq->srv->cfg->api_key);
+	keep_scrubbed(s->fail.message, sizeof s->fail.message, message, s->rq->srv->cfg->api_key);
 }
 
 /* One write and one flush per frame: never coalesce, never wait for more. */
@@ -63,6 +63,29 @@ static int send_frame(struct stream *s)
 	}
 	s->last_write = request_now();
 	return 0;
+}
+
+/* EventSource reconnects by itself whenever a stream ends, and a reconnect without Last-Event-ID
+ * is a new paid call. So every SSE stream gives it an id at once (and one on its last event),
+ * and asks it to wait a day before trying: an answer with no text, or one that failed before its
+ * first delta, is no exception. Fields without data dispatch no event. */
+static int send_stream_start(struct stream *s)
+{
+	buf_reset(&s->frame);
+	buf_printf(&s->frame, "retry: %d\nid: 0\n\n", STREAM_RETRY_MS);
+	return send_frame(s);
+}
+
+static int commit(struct stream *s)
+{
+	if (s->rq->resp.committed)
+		return 0;
+	if (response_begin(&s->rq->resp, 200, s->fmt) < 0) {
+		s->gone = 1;
+		return -1;
+	}
+	s->last_write = request_now();
+	return s->fmt == RESP_SSE ? send_stream_start(s) : 0;
 }
 
 /* Appends one SSE event whose data is obj serialised; takes ownership of obj. */
@@ -201,6 +224,8 @@ static int committed(void *arg)
 static void finish(struct stream *s)
 {
 	struct request *rq = s->rq;
+	char id[24];
+	snprintf(id, sizeof id, "%lu", ++s->next_id);
 	buf_reset(&s->frame);
 	if (s->finished) {
 		if (s->fmt != RESP_SSE)
@@ -211,14 +236,14 @@ static void finish(struct stream *s)
 		json_object_object_add(u, "input_tokens", json_object_new_int64(rq->acc.input_tokens));
 		json_object_object_add(u, "output_tokens", json_object_new_int64(rq->acc.output_tokens));
 		json_object_object_add(o, "usage", u);
-		encode_event(&s->frame, "done", NULL, o);
+		encode_event(&s->frame, "done", id, o);
 	} else if (s->fmt == RESP_SSE) {
 		struct json_object *o = json_object_new_object();
 		struct json_object *e = json_object_new_object();
 		json_object_object_add(e, "type", json_object_new_string(s->fail.type));
 		json_object_object_add(e, "message", json_object_new_string(s->fail.message));
 		json_object_object_add(o, "error", e);
-		encode_event(&s->frame, "error", NULL, o);
+		encode_event(&s->frame, "error", id, o);
 	} else {
 		/* The documented last line that tells a cut answer from a finished one. */
 		buf_printf(&s->frame, "\n[error: %s: %s]\n", s->fail.type, s->fail.message);
@@ -241,10 +266,10 @@ static void explain(struct stream *s, const struct upstream_result *res)
 	}
 }
 
-static enum resp_format format_for(struct request *rq)
+static int wants_sse(struct request *rq)
 {
 	const char *accept = io_param(rq->io, "HTTP_ACCEPT");
-	return accept && strstr(accept, "text/event-stream") ? RESP_SSE : RESP_TEXT;
+	return accept && strstr(accept, "text/event-stream");
 }
 
 /* GET or POST /stream: the answer as it is generated, as plain text or as our SSE events. */
@@ -258,6 +283,14 @@ void handle_stream(struct request *rq)
 	}
 	if (handlers_check_origin(rq) < 0)
 		return;
+	/* Over plain HTTP a browser marks neither an <img> nor a <script> GET with Origin or
+	 * Sec-Fetch-Site, so the check above passes them; they accept any type or image types,
+	 * and EventSource always sends text/event-stream. */
+	if (strcmp(rq->method, "POST") != 0 && !wants_sse(rq)) {
+		request_fail(rq, ERR_NOT_ACCEPTABLE,
+			     "GET /stream answers only with Server-Sent Events: send Accept: text/event-stream");
+		return;
+	}
 	struct input in;
 	const char *msg = NULL;
 	enum err_kind e = input_parse(io_param(rq->io, "CONTENT_TYPE"), rq->body.data, rq->body.len,
@@ -281,7 +314,7 @@ void handle_stream(struct request *rq)
 	struct stream s;
 	memset(&s, 0, sizeof s);
 	s.rq = rq;
-	s.fmt = format_for(rq);
+	s.fmt = wants_sse(rq) ? RESP_SSE : RESP_TEXT;
 	sse_decoder_init(&s.dec, cfg->max_response_bytes, on_event, &s);
 	buf_init(&s.frame, cfg->max_response_bytes + 1024);
 	struct upstream_sink sink = {
