@@ -5,11 +5,13 @@
 
 #include <json-c/json.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "jx.h"
+#include "num.h"
 
 /* json-c ownership, once for this module: json_object_new_* and json_tokener_parse_ex return a
  * new reference owned by the caller; json_object_object_add/array_add take over the value's
@@ -76,10 +78,27 @@ char *anthropic_request_body(const struct anth_request *rq, size_t *len)
 	return out;
 }
 
+/* A token count at key, or -1 when absent or not a number. Clamped to ANTH_TOKENS_MAX: an
+ * upstream's 1e30 or 2^64-1 must neither overflow a conversion nor the sums callers make of
+ * several counts. */
+static long read_tokens(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return -1;
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+		return n < 0 ? 0 : n > ANTH_TOKENS_MAX ? ANTH_TOKENS_MAX : (long)n;
+	}
+	if (json_object_is_type(v, json_type_double))
+		return num_clamp_long(json_object_get_double(v), 0, ANTH_TOKENS_MAX);
+	return -1;
+}
+
 static void read_usage(struct json_object *usage, struct anth_usage *u)
 {
-	u->input_tokens = jx_long(usage, "input_tokens");
-	u->output_tokens = jx_long(usage, "output_tokens");
+	u->input_tokens = read_tokens(usage, "input_tokens");
+	u->output_tokens = read_tokens(usage, "output_tokens");
 }
 
 int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
@@ -198,8 +217,8 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 			break;
 		ev->kind = kind;
 		if (json_object_object_get_ex(o, "usage", &u)) {
-			ev->input_tokens = jx_long(u, "input_tokens");
-			ev->output_tokens = jx_long(u, "output_tokens");
+			ev->input_tokens = read_tokens(u, "input_tokens");
+			ev->output_tokens = read_tokens(u, "output_tokens");
 		}
 		return;
 	case ANTH_EV_MESSAGE_DELTA:
@@ -209,8 +228,8 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		ev->stop_reason = jx_string(o, "stop_reason");
 		/* Usage here is cumulative: it replaces, never adds to, what came before. */
 		if (json_object_object_get_ex(ev->root, "usage", &u)) {
-			ev->input_tokens = jx_long(u, "input_tokens");
-			ev->output_tokens = jx_long(u, "output_tokens");
+			ev->input_tokens = read_tokens(u, "input_tokens");
+			ev->output_tokens = read_tokens(u, "output_tokens");
 		}
 		return;
 	case ANTH_EV_MESSAGE_STOP:

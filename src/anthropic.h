@@ -7,6 +7,10 @@
 
 struct json_object;
 
+/* The largest token count read from the upstream: far above any real answer, and four of them
+ * still add up within a 32-bit long. */
+#define ANTH_TOKENS_MAX 500000000L
+
 struct anth_usage {
 	long input_tokens;
 	long output_tokens;

@@ -31,23 +31,30 @@ static double parse_number(const char *s)
 	return (end == s || *end || !isfinite(v) || v < 0) ? -1 : v;
 }
 
+/* Every hint passes here, so that whoever turns it into an integer (a Retry-After header to the
+ * client) gets a number in range. */
+static double bounded(double seconds)
+{
+	return seconds > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : seconds;
+}
+
 double retry_parse_after(const char *retry_after_ms, const char *retry_after, double now)
 {
 	if (retry_after_ms && *retry_after_ms) {
 		double v = parse_number(retry_after_ms);
 		if (v >= 0)
-			return v / 1000.0;
+			return bounded(v / 1000.0);
 	}
 	if (!retry_after || !*retry_after)
 		return -1;
 	double v = parse_number(retry_after);
 	if (v >= 0)
-		return v;
+		return bounded(v);
 	struct tm tm;
 	memset(&tm, 0, sizeof tm);
 	const char *end = strptime(retry_after, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	if (!end || *end)
 		return -1;
 	double at = (double)timegm(&tm);
-	return at > now ? at - now : 0;
+	return at > now ? bounded(at - now) : 0;
 }

@@ -13,8 +13,12 @@ int retry_wanted(long status, int should_retry);
  * cap: the longest hint honoured. rand01: a number in [0, 1). Returns seconds to wait. */
 double retry_delay(int retries_taken, double hint, double cap, double rand01);
 
+/* The longest hint kept, in seconds: a day. Longer ones (up to 1e23 was seen in a test) are
+ * clamped to it, never honoured anyway (cap) and relayed to clients as this. */
+#define RETRY_AFTER_MAX 86400.0
+
 /* Parses retry-after-ms (milliseconds) or retry-after (seconds, or an HTTP date relative to now)
- * into seconds; -1 when absent or unreadable. */
+ * into seconds, at most RETRY_AFTER_MAX; -1 when absent or unreadable. */
 double retry_parse_after(const char *retry_after_ms, const char *retry_after, double now);
 
 #endif
