@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "buf.h"
 #include "config.h"
@@ -125,8 +126,29 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+#define KEY_VAR "ANTHROPIC_API_KEY"
+
+/* The key from the environment, taken out of it at startup (env_take_key) and kept here for
+ * every configuration load, the reloads included. Owned for the life of the process. */
+static char *env_key;
+
+/* Any process of the same user reads /proc/PID/environ (PHP under the same web server, say),
+ * and that file shows the block the kernel set up at exec: unsetenv only drops the pointer to
+ * it. So the value's bytes are overwritten where they are, then the variable is removed. */
+static void env_take_key(void)
+{
+	char *v = getenv(KEY_VAR);
+	if (!v)
+		return;
+	env_key = xstrdup(v);
+	explicit_bzero(v, strlen(v));
+	unsetenv(KEY_VAR);
+}
+
 static const char *env(const char *name)
 {
+	if (strcmp(name, KEY_VAR) == 0)
+		return env_key;
 	return getenv(name);
 }
 
@@ -321,6 +343,10 @@ static int run_pool(struct app *app)
 int main(int argc, char **argv)
 {
 	static struct app app;
+	env_take_key();
+	/* No core file or ptrace by other processes of the user: both would show the key. Inherited
+	 * by every worker. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	int rc = parse_options(argc, argv, &app.opts);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;

@@ -82,8 +82,11 @@ enum err_kind request_upstream_error(const struct request *rq, const struct upst
 		char *type = NULL, *msg = NULL;
 		int parsed = anthropic_parse_error(res->error_body.data ? res->error_body.data : "",
 						   res->error_body.len, &type, &msg) == 0;
-		if (parsed)
+		if (parsed) {
+			/* Both are relayed below, and an upstream may quote the key in either. */
+			anthropic_scrub(type, rq->srv->cfg->api_key);
 			anthropic_scrub(msg, rq->srv->cfg->api_key);
+		}
 		if (st == 401 || st == 403) {
 			/* The upstream's text may quote the key: never relay it. */
 			buf_appends(&m, "The upstream API rejected this server's credentials");

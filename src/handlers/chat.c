@@ -80,6 +80,7 @@ static void stream_failed(struct chat *c, const struct upstream_result *res)
 	if (c->fail_type[0]) {
 		type = c->fail_type;
 		msg = c->fail_message;
+		anthropic_scrub(c->fail_type, rq->srv->cfg->api_key);
 		anthropic_scrub(c->fail_message, rq->srv->cfg->api_key);
 	} else if (c->invalid) {
 		type = "api_error";
