@@ -21,23 +21,30 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 /* One log line must never grow without bound, whatever a caller formats into it. */
 #define LOG_LINE_MAX 8192
+/* Bytes kept of each string in an access line (the path and method come from the client). */
+#define ACCESS_ROUTE_MAX 1024
+#define ACCESS_METHOD_MAX 64
+#define ACCESS_ID_MAX 128
+/* Escaped, a byte takes at most 6: 6 * (40 + 64 + 1024 + 2 * 128) plus the ~400 bytes of the
+ * numeric fields fit, so no field is ever dropped for want of room. */
+#define ACCESS_LINE_MAX 12288
 
+/* On failure nothing changes: the old descriptor and path stay, so the log goes on where it was
+ * and a later SIGUSR1 still reopens it. */
 int log_open(const char *path, enum log_level level)
 {
 	log_level_now = level;
-	free(log_path);
-	log_path = NULL;
-	if (!path || !*path) {
-		log_fd = STDERR_FILENO;
-		return 0;
+	int fd = STDERR_FILENO;
+	if (path && *path) {
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -1;
 	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -1;
 	if (log_fd != STDERR_FILENO)
 		close(log_fd);
 	log_fd = fd;
-	log_path = xstrdup(path);
+	free(log_path);
+	log_path = fd == STDERR_FILENO ? NULL : xstrdup(path);
 	return 0;
 }
 
@@ -130,17 +137,56 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	buf_release(&line);
 }
 
-static void json_str(struct buf *b, const char *s)
+/* The length of the valid UTF-8 sequence at s (NUL-terminated), or 0 when it is not one:
+ * overlong forms, surrogates and code points past U+10FFFF included. */
+static size_t utf8_len(const unsigned char *s)
 {
+	unsigned c = s[0], cp, min;
+	size_t n;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	cp = c & (0x3fu >> (n - 1));
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* s as a JSON string of at most max bytes of s, cut at a character and marked "..." when
+ * longer. A byte that is not UTF-8 becomes \u00XX (a JSON parser would reject it raw), so the
+ * line stays valid JSON and the byte can still be told. Escaping makes a byte at most 6, which
+ * the LOG_LINE_MAX budget in log_access counts on. */
+static void json_str(struct buf *b, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t used = 0;
 	buf_appendc(b, '"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (used + (n ? n : 1) > max) {
+			buf_appends(b, "...");
+			break;
+		}
+		if (n == 0 || *p < 0x20)
+			buf_printf(b, "\\u%04x", *p);
+		else if (*p == '"' || *p == '\\')
+			buf_printf(b, "\\%c", *p);
 		else
-			buf_appendc(b, (char)c);
+			buf_append(b, (const char *)p, n);
+		used += n ? n : 1;
+		p += n ? n : 1;
 	}
 	buf_appendc(b, '"');
 }
@@ -150,15 +196,15 @@ void log_access(const struct access_record *a)
 	if (!log_enabled(LOG_INFO))
 		return;
 	struct buf line;
-	buf_init(&line, LOG_LINE_MAX);
+	buf_init(&line, ACCESS_LINE_MAX);
 	stamp(&line);
 	buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid());
 	buf_appends(&line, "{\"req\":");
-	json_str(&line, log_req_id);
+	json_str(&line, log_req_id, sizeof log_req_id);
 	buf_appends(&line, ",\"method\":");
-	json_str(&line, a->method);
+	json_str(&line, a->method, ACCESS_METHOD_MAX);
 	buf_appends(&line, ",\"route\":");
-	json_str(&line, a->route);
+	json_str(&line, a->route, ACCESS_ROUTE_MAX);
 	buf_printf(&line, ",\"status\":%d,\"attempts\":%d", a->status, a->attempts);
 	if (a->ttft_ms >= 0)
 		buf_printf(&line, ",\"ttft_ms\":%.1f", a->ttft_ms);
@@ -170,11 +216,11 @@ void log_access(const struct access_record *a)
 		   a->delta_flushes, a->cancelled ? "true" : "false");
 	if (a->error) {
 		buf_appends(&line, ",\"error\":");
-		json_str(&line, a->error);
+		json_str(&line, a->error, ACCESS_ID_MAX);
 	}
 	if (a->upstream_request_id && *a->upstream_request_id) {
 		buf_appends(&line, ",\"upstream_request_id\":");
-		json_str(&line, a->upstream_request_id);
+		json_str(&line, a->upstream_request_id, ACCESS_ID_MAX);
 	}
 	buf_appends(&line, "}");
 	log_write(&line);

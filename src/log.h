@@ -9,7 +9,7 @@
 
 #include "config.h"
 
-/* path "" or NULL = stderr. Returns 0, or -1 with errno set. */
+/* path "" or NULL = stderr. Returns 0, or -1 with errno set and the log left as it was. */
 int log_open(const char *path, enum log_level level);
 /* Reopens the same path (after logrotate moved it). Returns 0 or -1. */
 int log_reopen(void);
