@@ -191,6 +191,8 @@ void api_relay_error(struct request *rq, const struct upstream_result *res, int 
 		request_fail_upstream(rq, res);
 		return;
 	}
+	/* Logged and relayed (as the OpenAI code): an upstream may quote the key in it. */
+	anthropic_scrub(type, rq->srv->cfg->api_key);
 	log_warn("upstream answered %ld %s after %d attempt(s)", st, type, res->attempts);
 	if (res->h.retry_after > 0) {
 		char v[32];
@@ -203,7 +205,6 @@ void api_relay_error(struct request *rq, const struct upstream_result *res, int 
 	const char *key = rq->srv->cfg->api_key;
 	int rc;
 	if (openai) {
-		anthropic_scrub(type, key);
 		anthropic_scrub(msg, key);
 		struct json_object *o = openai_error_body(msg, openai_error_type(type), NULL, type);
 		rc = response_json(&rq->resp, (int)st, o);
