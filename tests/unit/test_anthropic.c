@@ -105,6 +105,7 @@ int main(void)
 			  "{\"type\":\"text\",\"text\":\" world\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,"
 			  "\"usage\":{\"input_tokens\":12,\"output_tokens\":3}}";
 	struct anth_message m;
+	struct anth_event ev;
 	tap_is_int(anthropic_parse_message(msg, strlen(msg), &m), 0, "message parses");
 	tap_is_str(m.text, "Hello world", "text blocks joined, others skipped");
 	tap_is_str(m.model, "m9", "model");
@@ -112,6 +113,30 @@ int main(void)
 	tap_is_int(m.usage.input_tokens, 12, "input tokens");
 	tap_is_int(m.usage.output_tokens, 3, "output tokens");
 	anthropic_message_release(&m);
+	/* Issue 10 item 11: counts past any real answer (2^64 - 1, 1e30, negative) are clamped, so no
+	 * conversion overflows and sums of several stay in a long. */
+	static const struct {
+		const char *usage;
+		long in, out;
+	} big[] = {
+		{"\"input_tokens\":18446744073709551615,\"output_tokens\":9223372036854775807", ANTH_TOKENS_MAX, ANTH_TOKENS_MAX},
+		{"\"input_tokens\":1e30,\"output_tokens\":99999999999999999999999", ANTH_TOKENS_MAX, ANTH_TOKENS_MAX},
+		{"\"input_tokens\":-5,\"output_tokens\":-1e30", 0, 0},
+		{"\"input_tokens\":7.0,\"output_tokens\":\"3\"", 7, -1},
+	};
+	for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+		char ubody[512];
+		snprintf(ubody, sizeof ubody, "{\"type\":\"message\",\"content\":[],\"usage\":{%s}}", big[i].usage);
+		tap_is_int(anthropic_parse_message(ubody, strlen(ubody), &m), 0, "message with usage {%s}", big[i].usage);
+		tap_ok(m.usage.input_tokens == big[i].in && m.usage.output_tokens == big[i].out,
+		       "usage {%s} -> %ld, %ld", big[i].usage, m.usage.input_tokens, m.usage.output_tokens);
+		anthropic_message_release(&m);
+		snprintf(ubody, sizeof ubody, "{\"type\":\"message_delta\",\"delta\":{},\"usage\":{%s}}", big[i].usage);
+		anthropic_parse_event("message_delta", ubody, strlen(ubody), &ev);
+		tap_ok(ev.input_tokens == big[i].in && ev.output_tokens == big[i].out,
+		       "message_delta usage {%s} -> %ld, %ld", big[i].usage, ev.input_tokens, ev.output_tokens);
+		anthropic_event_release(&ev);
+	}
 	tap_is_int(anthropic_parse_message("{\"type\":\"message\",\"content\":[", 30, &m), -1, "truncated JSON");
 	tap_is_int(anthropic_parse_message("{\"type\":\"error\"}", 16, &m), -1, "not a message");
 	tap_is_int(anthropic_parse_message("<html>", 6, &m), -1, "not JSON");
@@ -125,7 +150,6 @@ int main(void)
 	free(text);
 	tap_is_int(anthropic_parse_error("nope", 4, &type, &text), -1, "error body not JSON");
 
-	struct anth_event ev;
 	const char *d = "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"T\\u00e9\"}}";
 	anthropic_parse_event("content_block_delta", d, strlen(d), &ev);
 	tap_is_int(ev.kind, ANTH_EV_TEXT, "text delta");

@@ -35,5 +35,9 @@ int main(void)
 	tap_ok(retry_parse_after(NULL, NULL, 0) < 0, "absent");
 	tap_ok(near(retry_parse_after(NULL, "Thu, 01 Jan 1970 00:00:10 GMT", 4), 6), "HTTP date");
 	tap_ok(near(retry_parse_after("x", "3", 0), 3), "bad retry-after-ms falls back to retry-after");
+	/* Issue 10 item 11: 1e23 s once reached clients as Retry-After: -9223372036854775808. */
+	tap_ok(near(retry_parse_after(NULL, "99999999999999999999999", 0), 86400), "huge retry-after: a day");
+	tap_ok(near(retry_parse_after("99999999999999999999999", NULL, 0), 86400), "huge retry-after-ms: a day");
+	tap_ok(near(retry_parse_after(NULL, "Fri, 31 Dec 9999 23:59:59 GMT", 0), 86400), "far HTTP date: a day");
 	return tap_done();
 }
