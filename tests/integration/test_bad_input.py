@@ -15,7 +15,7 @@ import termios
 import time
 
 import fcgi_client as fc
-from harness import SLOW, Pool, Stack, http, marker, q, run_tests
+from harness import SLOW, Pool, Stack, http, marker, q, run_tests, wait_for
 
 MAX_BODY = 1024 * 1024          # the default max_body_bytes
 WARMUP = 1000                   # per worker, rounded up to whole cycles of the mix
@@ -436,6 +436,44 @@ def _json(b):
         return None
 
 
+ACCESS_FIELDS = ("req", "method", "route", "status", "attempts", "ttft_ms", "duration_ms",
+                 "input_tokens", "output_tokens", "flushes", "delta_flushes", "cancelled")
+
+
+def check_access_lines(tap, sock, log_file):
+    """Issue 10 item 12: long and odd paths (8 KiB, all quotes that escaping doubles, bytes that
+    are not UTF-8, control bytes) and an odd method each leave one access line that is valid
+    JSON with every field, and the logged path is cut to a bound."""
+    with open(log_file, "rb") as f:
+        start = len(f.read())
+    odd = [("GET", "/" + "a" * 8000), ("GET", "/" + '"' * 8000), ("GET", "/" + "\\" * 5000),
+           ("GET", b"/caf\xe9/\xff\xfe\xc0\xaf/\xed\xa0\x80/end"), ("GET", b"/ctl\x01\x1f\x7f"),
+           ("GET", "/ok/h\u00e9llo/\U0001f389".encode()), ("G\xe9T" + "X" * 300, "/healthz")]
+    for method, uri in odd:
+        r = fc.request(sock, fc.cgi_params("GET", "/", extra={"REQUEST_METHOD": method,
+                                                              "REQUEST_URI": uri}))
+        tap.ok(r.status in (404, 405), "long/odd path %r...: answered %s" % (uri[:24], r.status), r)
+    wait_for(lambda: _access_count(log_file, start) >= len(odd), timeout=10, what="access lines")
+    with open(log_file, "rb") as f:
+        lines = [ln for ln in f.read()[start:].split(b"\n") if b" access {" in ln]
+    bad = []
+    for ln in lines:
+        try:
+            rec = json.loads(ln[ln.index(b" access {") + 8:].decode("utf-8"))
+            if not all(k in rec for k in ACCESS_FIELDS) or len(rec["route"]) > 1100:
+                bad.append(ln[:120])
+        except ValueError as e:
+            bad.append((str(e)[:80], ln[:120]))
+    tap.ok(len(lines) >= len(odd) and not bad,
+           "long/odd paths: all %d access lines are UTF-8 JSON with every field, the path cut" % len(lines),
+           bad[:3])
+
+
+def _access_count(log_file, start):
+    with open(log_file, "rb") as f:
+        return f.read()[start:].count(b" access {")
+
+
 def main(tap):
     s = Stack(prefix="/", workers=2, settings={"max_retries": 0})
     try:
@@ -473,6 +511,7 @@ def main(tap):
                % len(all_cases))
         tap.eq(s.pool.alive(), pids, "raw: same worker PIDs, all alive, after the bad inputs")
 
+        check_access_lines(tap, sock, s.pool.log_file)
         check_protocol(tap, sock)
         tap.eq(s.pool.alive(), pids, "protocol: same worker PIDs, all alive")
         check_lighttpd(tap, s.base)

@@ -326,6 +326,23 @@ def battery_c(tap):
         x = marker("retry-500-sse", fault=500, times=1) + " alpha beta"
         sse_complete(tap, "500 once then fine, max_retries 2, SSE", call(base, "/stream", x, SSE), answer(x))
         attempts_are(tap, emu, "retry-500-sse", 2, "500 once, before commit: retried")
+        # Issue 10 item 6: a JSON body cut off is a connection failure before anything reached
+        # the client: retried like one (the official SDKs do), and the retry's body starts over.
+        x = marker("retry-cut-sync", fault="cut:1", times=1) + " alpha beta"
+        st, h, b, _ = call(base, "/summarize", x, PLAIN)
+        tap.ok(st == 200 and (js(b) or {}).get("summary") == answer(x),
+               "cut JSON body once, max_retries 2, sync -> retried, 200 with the whole answer", (st, b[:300]))
+        attempts_are(tap, emu, "retry-cut-sync", 2, "cut JSON body, before commit: retried once")
+        x = marker("retry-cut-v1", fault="cut:1", times=1) + " alpha beta"
+        st, h, b = http("POST", base + "/v1/messages", json.dumps({
+            "model": "claude-sonnet-4-20250514", "max_tokens": 50,
+            "messages": [{"role": "user", "content": x}]}),
+            {"Content-Type": J, "anthropic-version": "2023-06-01"})
+        SEEN.append((h, b))
+        msg = js(b) or {}
+        tap.ok(st == 200 and msg.get("content", [{}])[0].get("text") == answer(x),
+               "cut JSON body once, /v1/messages -> retried, 200 with the whole message", (st, b[:300]))
+        attempts_are(tap, emu, "retry-cut-v1", 2, "cut JSON body, /v1/messages: retried once")
         x = marker("retry-echo", fault="echo-key") + " words"
         json_error(tap, "echo-key with max_retries 2, sync", call(base, "/summarize", x, PLAIN), 502, "api_error")
         attempts_are(tap, emu, "retry-echo", 1, "401: not retried")
