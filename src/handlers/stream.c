@@ -283,20 +283,22 @@ void handle_stream(struct request *rq)
 	}
 	if (handlers_check_origin(rq) < 0)
 		return;
-	/* Over plain HTTP a browser marks neither an <img> nor a <script> GET with Origin or
-	 * Sec-Fetch-Site, so the check above passes them; they accept any type or image types,
-	 * and EventSource always sends text/event-stream. */
-	if (strcmp(rq->method, "POST") != 0 && !wants_sse(rq)) {
-		request_fail(rq, ERR_NOT_ACCEPTABLE,
-			     "GET /stream answers only with Server-Sent Events: send Accept: text/event-stream");
-		return;
-	}
 	struct input in;
 	const char *msg = NULL;
 	enum err_kind e = input_parse(io_param(rq->io, "CONTENT_TYPE"), rq->body.data, rq->body.len,
 				      io_param(rq->io, "QUERY_STRING"), INPUT_ALLOW_MESSAGES, &in, &msg);
 	if (e != ERR_OK) {
 		request_fail(rq, e, msg);
+		return;
+	}
+	/* Over plain HTTP a browser marks neither an <img> nor a <script> GET with Origin or
+	 * Sec-Fetch-Site, so the origin check passes them; they accept any type or image types,
+	 * and EventSource always sends text/event-stream. (After the input checks: a malformed
+	 * request is told what is wrong with it first.) */
+	if (strcmp(rq->method, "POST") != 0 && !wants_sse(rq)) {
+		input_release(&in);
+		request_fail(rq, ERR_NOT_ACCEPTABLE,
+			     "GET /stream answers only with Server-Sent Events: send Accept: text/event-stream");
 		return;
 	}
 	struct anth_request ar = {
