@@ -167,7 +167,7 @@ static size_t utf8_len(const unsigned char *s)
 /* s as a JSON string of at most max bytes of s, cut at a character and marked "..." when
  * longer. A byte that is not UTF-8 becomes \u00XX (a JSON parser would reject it raw), so the
  * line stays valid JSON and the byte can still be told. Escaping makes a byte at most 6, which
- * the LOG_LINE_MAX budget in log_access counts on. */
+ * the ACCESS_LINE_MAX budget counts on. */
 static void json_str(struct buf *b, const char *s, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
