@@ -1,10 +1,21 @@
 #include "client_keys.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
+
+/* libcrypto's SHA-256: a hard dependency already (libcurl and tls.c use OpenSSL), and a
+ * maintained, optimised implementation beats a private copy. */
+static void digest(const void *p, size_t n, unsigned char out[CLIENT_KEYS_DIGEST_SIZE])
+{
+	unsigned len = 0;
+	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != CLIENT_KEYS_DIGEST_SIZE)
+		abort(); /* only a broken libcrypto fails here; no key may match then */
+}
 
 static int hex_value(int c)
 {
@@ -23,7 +34,7 @@ static int is_blank(int c)
 }
 
 /* One line without its '\n'. Returns 1 with out filled, 0 for a line without a hash, or -1. */
-static int parse_line(const char *p, size_t n, unsigned char out[SHA256_DIGEST_SIZE],
+static int parse_line(const char *p, size_t n, unsigned char out[CLIENT_KEYS_DIGEST_SIZE],
 		      const char **why)
 {
 	while (n > 0 && is_blank((unsigned char)*p)) {
@@ -34,23 +45,23 @@ static int parse_line(const char *p, size_t n, unsigned char out[SHA256_DIGEST_S
 		n--;
 	if (n == 0 || *p == '#')
 		return 0;
-	for (size_t i = 0; i < 2 * SHA256_DIGEST_SIZE; i++) {
+	for (size_t i = 0; i < 2 * CLIENT_KEYS_DIGEST_SIZE; i++) {
 		if (i >= n || hex_value((unsigned char)p[i]) < 0) {
 			*why = "expected a SHA-256 hash of a key: 64 hex digits "
 			       "(printf %s KEY | sha256sum)";
 			return -1;
 		}
 	}
-	if (n > 2 * SHA256_DIGEST_SIZE && !is_blank((unsigned char)p[2 * SHA256_DIGEST_SIZE])) {
+	if (n > 2 * CLIENT_KEYS_DIGEST_SIZE && !is_blank((unsigned char)p[2 * CLIENT_KEYS_DIGEST_SIZE])) {
 		*why = "a hash has 64 hex digits; a label after it needs a blank in between";
 		return -1;
 	}
-	for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)
+	for (size_t i = 0; i < CLIENT_KEYS_DIGEST_SIZE; i++)
 		out[i] = (unsigned char)(hex_value((unsigned char)p[2 * i]) << 4 |
 					 hex_value((unsigned char)p[2 * i + 1]));
 	/* What "printf %s "$UNSET" | sha256sum" writes: it would let an empty key in. */
-	unsigned char empty[SHA256_DIGEST_SIZE];
-	sha256("", 0, empty);
+	unsigned char empty[CLIENT_KEYS_DIGEST_SIZE];
+	digest("", 0, empty);
 	if (memcmp(out, empty, sizeof empty) == 0) {
 		*why = "this is the hash of an empty key";
 		return -1;
@@ -76,7 +87,7 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 			client_keys_release(k);
 			return -1;
 		}
-		unsigned char h[SHA256_DIGEST_SIZE];
+		unsigned char h[CLIENT_KEYS_DIGEST_SIZE];
 		int got = parse_line(p, n, h, why);
 		if (got < 0) {
 			client_keys_release(k);
@@ -88,7 +99,7 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 			cap = cap ? 2 * cap : 8;
 			k->hash = xrealloc(k->hash, cap * sizeof *k->hash);
 		}
-		memcpy(k->hash[k->n++], h, SHA256_DIGEST_SIZE);
+		memcpy(k->hash[k->n++], h, CLIENT_KEYS_DIGEST_SIZE);
 	}
 	return 0;
 }
@@ -102,18 +113,14 @@ void client_keys_release(struct client_keys *k)
 
 int client_keys_match(const struct client_keys *k, const char *key, size_t n)
 {
-	unsigned char h[SHA256_DIGEST_SIZE];
-	sha256(key, n, h);
-	/* No early exit: every listed hash is compared in full, whatever matched. */
-	unsigned found = 0;
-	for (size_t i = 0; i < k->n; i++) {
-		unsigned diff = 0;
-		for (size_t j = 0; j < SHA256_DIGEST_SIZE; j++)
-			diff |= (unsigned)(h[j] ^ k->hash[i][j]);
-		/* 1 when diff is 0, computed without a branch on the secret. */
-		found |= 1u & ((diff - 1u) >> 8);
-	}
-	return (int)found;
+	unsigned char h[CLIENT_KEYS_DIGEST_SIZE];
+	digest(key, n, h);
+	/* No early exit: every listed hash is compared in full (CRYPTO_memcmp's time does not
+	 * depend on the contents), whatever matched. */
+	int found = 0;
+	for (size_t i = 0; i < k->n; i++)
+		found |= CRYPTO_memcmp(h, k->hash[i], CLIENT_KEYS_DIGEST_SIZE) == 0;
+	return found;
 }
 
 const char *client_keys_bearer(const char *value, size_t *n)

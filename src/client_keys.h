@@ -8,10 +8,10 @@
 
 #include <stddef.h>
 
-#include "sha256.h"
+#define CLIENT_KEYS_DIGEST_SIZE 32 /* SHA-256 */
 
 struct client_keys {
-	unsigned char (*hash)[SHA256_DIGEST_SIZE];
+	unsigned char (*hash)[CLIENT_KEYS_DIGEST_SIZE];
 	size_t n;
 };
 

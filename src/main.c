@@ -199,10 +199,11 @@ static void install_signals(int prefork_worker)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* The CA store is built here, before any fork, and only for an https upstream. */
+/* The CA store is built here, before any fork, and only for an https upstream through an
+ * OpenSSL-backed libcurl. */
 static int load_ca(const struct config *cfg)
 {
-	if (strncmp(cfg->upstream_url, "https://", 8) != 0) {
+	if (strncmp(cfg->upstream_url, "https://", 8) != 0 || !upstream_tls_is_openssl()) {
 		tls_cleanup();
 		return 0;
 	}

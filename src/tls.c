@@ -1,6 +1,5 @@
 #include "tls.h"
 
-#include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -10,12 +9,6 @@
 
 /* Built before the fork and only read afterwards: process state shared copy-on-write. */
 static X509_STORE *store;
-
-static int backend_is_openssl(void)
-{
-	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-	return v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL", 7) == 0;
-}
 
 /* OpenSSL 3 sets up its providers and algorithm tables on first use. Done here, in the parent,
  * that work lands in pages the workers share instead of in each worker's private memory (about
@@ -30,8 +23,6 @@ static void warm_up(void)
 int tls_init(const char *ca_file)
 {
 	tls_cleanup();
-	if (!backend_is_openssl())
-		return 0;
 	X509_STORE *s = X509_STORE_new();
 	if (!s)
 		return -1;

@@ -2,8 +2,10 @@
  *
  * Left to itself, every worker would parse the CA bundle on its first TLS connection: about a
  * megabyte of heap per process, for data that is the same everywhere. Built in the parent, the
- * store's pages are shared copy-on-write by all workers. The only includer of OpenSSL headers;
- * used only when libcurl's TLS backend is OpenSSL (otherwise libcurl loads the bundle itself). */
+ * store's pages are shared copy-on-write by all workers. The only includer of OpenSSL's TLS headers
+ * (client_keys uses libcrypto's digests). The caller uses it only when libcurl's TLS backend is
+ * OpenSSL (upstream_tls_is_openssl; otherwise libcurl loads the bundle itself), so that this
+ * module knows nothing of libcurl. */
 #ifndef LLM_TLS_H
 #define LLM_TLS_H
 

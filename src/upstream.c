@@ -54,6 +54,12 @@ void upstream_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+int upstream_tls_is_openssl(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	return v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL", 7) == 0;
+}
+
 const char *upstream_outcome_name(enum upstream_outcome o)
 {
 	static const char *const names[] = {

@@ -70,6 +70,8 @@ struct upstream_result {
 
 int upstream_global_init(void);
 void upstream_global_cleanup(void);
+/* 1 when libcurl's TLS backend is OpenSSL, so that tls.c's shared CA store fits its contexts. */
+int upstream_tls_is_openssl(void);
 
 /* cfg is borrowed and must outlive the handle. Opens no connection. */
 struct upstream *upstream_new(const struct config *cfg);
