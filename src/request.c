@@ -1,6 +1,7 @@
 #include "request.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 /* REQUEST_URI can be long; a route path never is. */
 #define PATH_MAX_BYTES 8192
 #define READ_CHUNK 16384
+#define TRIM_AFTER_BYTES (64 * 1024)
 
 double request_now(void)
 {
@@ -328,5 +330,10 @@ void request_serve(struct server *srv, struct io *io)
 	log_set_request_id(NULL);
 	response_release(&rq.resp);
 	buf_release(&rq.path);
+	size_t body_len = rq.body.len;
 	buf_release(&rq.body);
+	/* A large body was parsed into a json-c tree of up to jscan's budget, now freed in pieces
+	 * that glibc would keep for the worker's life: give the pages back to the system. */
+	if (body_len >= TRIM_AFTER_BYTES)
+		malloc_trim(0);
 }
