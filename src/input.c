@@ -388,7 +388,7 @@ static enum err_kind parse_json(const char *body, size_t len, unsigned flags, st
 	if (why == JSCAN_COSTLY) {
 		*msg = MSG_COSTLY;
 		e = ERR_TOO_LARGE;
-	} else if (!root) {
+	} else if (why != JSCAN_OK) {
 		e = bad(msg, MSG_MALFORMED_JSON);
 	} else if (!json_object_is_type(root, json_type_object)) {
 		e = bad(msg, "JSON body must be an object");

@@ -250,6 +250,9 @@ struct json_object *jscan_parse(const char *s, size_t len, enum jscan_result *wh
 			abort(); /* out of memory: the xmalloc policy */
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 		o = json_tokener_parse_ex(tok, s, (int)len);
+		/* A bare top-level number or literal could go on for json-c: a blank ends it. */
+		if (json_tokener_get_error(tok) == json_tokener_continue)
+			o = json_tokener_parse_ex(tok, " ", 1);
 		/* The scan allowed nothing but blanks after the value, which json-c consumes or
 		 * leaves; only its verdict on the value itself matters here. */
 		if (json_tokener_get_error(tok) != json_tokener_success) {

@@ -40,8 +40,9 @@ struct jscan_counts {
 enum jscan_result jscan_check(const char *s, size_t len, struct jscan_counts *counts);
 
 /* Checks s[0..len) with jscan_check, then parses it with json-c. Returns the new tree (caller
- * puts), or NULL with *why set (why may be NULL). A text that passes the scan but not json-c
- * (invalid UTF-8) is JSCAN_MALFORMED. */
+ * puts) and sets *why (why may be NULL): JSCAN_OK (the text null is a NULL tree, as json-c has
+ * it), or the reason for NULL. A text that passes the scan but not json-c (invalid UTF-8) is
+ * JSCAN_MALFORMED. */
 struct json_object *jscan_parse(const char *s, size_t len, enum jscan_result *why);
 
 #endif

@@ -333,7 +333,7 @@ int openai_parse_request(const char *body, size_t len, const struct openai_limit
 		e->kind = ERR_TOO_LARGE;
 		goto fail;
 	}
-	if (!rq->root) {
+	if (why != JSCAN_OK) {
 		refuse(e, NULL, NULL, "The request body is not valid JSON");
 		goto fail;
 	}
