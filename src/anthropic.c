@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jscan.h"
 #include "jx.h"
 #include "num.h"
 
@@ -281,25 +282,16 @@ static int json_space(char c)
 
 struct json_object *anthropic_json_parse_strict(const char *s, size_t len)
 {
-	/* json-c takes an int length and stops at a NUL byte, reporting success for what came
-	 * before it. */
-	if (len > (size_t)INT_MAX || memchr(s, '\0', len))
-		return NULL;
-	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-	if (!tok)
-		abort(); /* out of memory: the xmalloc policy */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	struct json_object *o = json_tokener_parse_ex(tok, s, (int)len);
-	int ok = json_tokener_get_error(tok) == json_tokener_success;
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (ok && end < len && json_space(s[end]))
-		end++;
-	if (!ok || end != len) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
+	return jscan_parse(s, len, NULL);
+}
+
+enum anth_max_tokens anthropic_max_tokens(struct json_object *v, long limit, long long *n)
+{
+	/* json_type_int only: the upstream counts tokens in integers, and "1e8" or 1.5 are not
+	 * worth guessing at. */
+	if (!json_object_is_type(v, json_type_int) || (*n = json_object_get_int64(v)) < 1)
+		return ANTH_MAX_TOKENS_INVALID;
+	return *n > limit ? ANTH_MAX_TOKENS_OVER : ANTH_MAX_TOKENS_OK;
 }
 
 /* ---- a byte-exact scan of valid JSON, for anthropic_replace_model ---- */

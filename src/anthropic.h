@@ -74,13 +74,25 @@ struct anth_event {
 void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev);
 void anthropic_event_release(struct anth_event *ev);
 
-/* Parses a client's request body strictly: RFC 8259 JSON, valid UTF-8, no NUL byte, nothing but
- * blanks after the value. Returns a new tree (caller puts), or NULL. */
+/* Parses a JSON text strictly (jscan_parse: RFC 8259, valid UTF-8, no NUL byte, nothing but
+ * blanks after the value, a tree within jscan's budget). Returns a new tree (caller puts), or
+ * NULL. */
 struct json_object *anthropic_json_parse_strict(const char *s, size_t len);
 
+/* What a request's max_tokens member says, under a server's max_tokens_limit. */
+enum anth_max_tokens {
+	ANTH_MAX_TOKENS_OK,      /* *n is the count */
+	ANTH_MAX_TOKENS_INVALID, /* not a JSON integer of at least 1 (1.0, 1e8, "10", null, 0) */
+	ANTH_MAX_TOKENS_OVER,    /* an integer above limit (*n; json-c clamps huge ones to INT64_MAX) */
+};
+
+/* Reads v, a max_tokens value (NULL for a JSON null), into *n. Both API routes refuse anything
+ * but ANTH_MAX_TOKENS_OK: a limit compared only when the value is an integer could be walked
+ * around by writing 1e8. */
+enum anth_max_tokens anthropic_max_tokens(struct json_object *v, long limit, long long *n);
+
 /* The number of top-level "model" members of body, a JSON object that anthropic_json_parse_strict
- * accepted, or -1 when its syntax is beyond this byte scan (json-c takes single-quoted keys). A
- * duplicate member would let the parser that checked the model and the upstream's disagree on
+ * accepted, or -1 when it is not one. A duplicate member would let the parser that checked the model and the upstream's disagree on
  * which one counts. */
 int anthropic_model_members(const char *body, size_t len);
 

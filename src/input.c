@@ -3,14 +3,15 @@
 #include "input.h"
 
 #include <json-c/json.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "jscan.h"
+
 /* json-c ownership, once for this module:
- * - json_tokener_parse_ex returns a new tree owned by the caller: one json_object_put on its root
+ * - jscan_parse returns a new tree owned by the caller: one json_object_put on its root
  *   frees every node, so parse_json puts it on every path before returning.
  * - json_object_object_get_ex and json_object_array_get_idx borrow: the pointers (and the bytes
  *   json_object_get_string points at) die with the tree, so text is copied out (xstrndup) first.
@@ -21,12 +22,11 @@
  *   json_object_object_add and json_object_array_add take over the child's reference, so the one
  *   put on in->messages (input_release) frees it all. */
 
-/* Deeper than any sane request; the tokener fails past it without recursing. */
-#define JSON_DEPTH 64
 #define MESSAGES_MAX 1000
 #define MAX_TOKENS_MAX 1000000000L
 
 #define MSG_MALFORMED_JSON "malformed JSON"
+#define MSG_COSTLY "request body is too large: it holds too many JSON values for its size"
 #define MSG_MAX_TOKENS "max_tokens must be a positive integer"
 #define MSG_CONTENT "message content must be a non-empty string or an array of text blocks"
 
@@ -192,15 +192,10 @@ int input_form_get(const char *s, size_t n, const char *name, struct buf *out)
 
 /* ---- helpers ---- */
 
-static int json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static int starts_with_brace(const char *s, size_t n)
 {
 	size_t i = 0;
-	while (i < n && json_space(s[i]))
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 		i++;
 	return i < n && s[i] == '{';
 }
@@ -387,31 +382,19 @@ static enum err_kind json_fields(struct json_object *root, unsigned flags, struc
 static enum err_kind parse_json(const char *body, size_t len, unsigned flags, struct input *r,
 				const char **msg)
 {
-	if (len > INT_MAX) { /* json-c takes an int length */
-		*msg = "request body is too large";
-		return ERR_TOO_LARGE;
-	}
-	/* json-c stops at a NUL byte and reports success for what came before it. */
-	if (memchr(body, '\0', len))
-		return bad(msg, MSG_MALFORMED_JSON);
-	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-	if (!tok)
-		abort(); /* out of memory: the xmalloc policy */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
-	int ok = json_tokener_get_error(tok) == json_tokener_success;
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	/* json-c 0.16 consumes trailing whitespace itself; allow it without relying on that. */
-	while (ok && end < len && json_space(body[end]))
-		end++;
+	enum jscan_result why;
+	struct json_object *root = jscan_parse(body, len, &why);
 	enum err_kind e;
-	if (!ok || end != len)
+	if (why == JSCAN_COSTLY) {
+		*msg = MSG_COSTLY;
+		e = ERR_TOO_LARGE;
+	} else if (why != JSCAN_OK) {
 		e = bad(msg, MSG_MALFORMED_JSON);
-	else if (!json_object_is_type(root, json_type_object))
+	} else if (!json_object_is_type(root, json_type_object)) {
 		e = bad(msg, "JSON body must be an object");
-	else
+	} else {
 		e = json_fields(root, flags, r, msg);
+	}
 	json_object_put(root);
 	return e;
 }

@@ -15,10 +15,12 @@
  * - A JSON body may carry "messages" (an array of {role, content} turns, role "user" or
  *   "assistant", content a non-empty string) instead of "text", when the caller allows it.
  * - A JSON body may carry "max_tokens" (a positive integer).
- * - Errors (ERR_BAD_REQUEST, with a message meant for the client): malformed JSON (json-c's
- *   nesting limit applies), a JSON body that is not an object, text that is not a string, an
- *   empty text, missing text, invalid UTF-8, a NUL byte, malformed %-escapes, a malformed
- *   messages array, a max_tokens that is not a positive integer. */
+ * - Errors (ERR_BAD_REQUEST, with a message meant for the client): malformed JSON (jscan's
+ *   RFC 8259 check: raw control characters in strings, nesting past JSCAN_DEPTH), a JSON body
+ *   that is not an object, text that is not a string, an empty text, missing text, invalid
+ *   UTF-8, a NUL byte, malformed %-escapes, a malformed messages array, a max_tokens that is not
+ *   a positive integer. ERR_TOO_LARGE: a JSON body whose tree would cost more than jscan's
+ *   budget for its size. */
 #ifndef LLM_INPUT_H
 #define LLM_INPUT_H
 

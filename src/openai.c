@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "jx.h"
 #include "sse.h"
 
@@ -219,14 +220,18 @@ static int parse_max_tokens(struct json_object *root, const struct openai_limits
 		struct json_object *v;
 		if (!json_object_object_get_ex(root, names[i], &v) || is_null(v))
 			continue;
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
+		long long n;
+		switch (anthropic_max_tokens(v, lim->max_tokens_limit, &n)) {
+		case ANTH_MAX_TOKENS_OK:
+			break;
+		case ANTH_MAX_TOKENS_INVALID:
 			return refuse(e, names[i], NULL, "%s: must be an integer of at least 1",
 				      names[i]);
-		int64_t n = json_object_get_int64(v);
-		if (n > lim->max_tokens_limit)
+		case ANTH_MAX_TOKENS_OVER:
 			return refuse(e, names[i], "invalid_value",
-				      "%s: %lld is more than this server allows (%ld)", names[i],
-				      (long long)n, lim->max_tokens_limit);
+				      "%s: %lld is more than this server allows (%ld)", names[i], n,
+				      lim->max_tokens_limit);
+		}
 		rq->max_tokens = (long)n;
 		return 0;
 	}
@@ -321,8 +326,14 @@ int openai_parse_request(const char *body, size_t len, const struct openai_limit
 {
 	memset(rq, 0, sizeof *rq);
 	memset(e, 0, sizeof *e);
-	rq->root = anthropic_json_parse_strict(body, len);
-	if (!rq->root) {
+	enum jscan_result why;
+	rq->root = jscan_parse(body, len, &why);
+	if (why == JSCAN_COSTLY) {
+		refuse(e, NULL, NULL, "The request body holds too many JSON values for its size");
+		e->kind = ERR_TOO_LARGE;
+		goto fail;
+	}
+	if (why != JSCAN_OK) {
 		refuse(e, NULL, NULL, "The request body is not valid JSON");
 		goto fail;
 	}

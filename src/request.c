@@ -1,6 +1,7 @@
 #include "request.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 /* REQUEST_URI can be long; a route path never is. */
 #define PATH_MAX_BYTES 8192
 #define READ_CHUNK 16384
+#define TRIM_AFTER_BYTES (16 * 1024)
+#define TRIM_FREE_BYTES (4 * 1024 * 1024)
 
 double request_now(void)
 {
@@ -331,5 +334,13 @@ void request_serve(struct server *srv, struct io *io)
 	log_set_request_id(NULL);
 	response_release(&rq.resp);
 	buf_release(&rq.path);
+	size_t body_len = rq.body.len;
 	buf_release(&rq.body);
+	/* A large body may have been parsed into a json-c tree of up to jscan's budget, now freed
+	 * in pieces that glibc keeps for the worker's life (only the top of the heap goes back on
+	 * its own): when that left much free heap, give the pages back. Only after large bodies,
+	 * so small requests pay nothing, and only when there is much to give, so the pages a
+	 * worker keeps reusing are not given back and faulted in again on every request. */
+	if (body_len >= TRIM_AFTER_BYTES && mallinfo2().fordblks >= TRIM_FREE_BYTES)
+		malloc_trim(0);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../anthropic.h"
+#include "../jscan.h"
 #include "../request.h"
 #include "../upstream.h"
 
@@ -55,6 +56,30 @@ static int client_headers(struct request *rq, struct upstream_request *ur)
 	return 0;
 }
 
+/* max_tokens, when the request has one (the upstream requires it; count_tokens has none): an
+ * integer from 1 to max_tokens_limit. Returns 0, or -1 when it has answered. */
+static int check_max_tokens(struct request *rq, struct json_object *root)
+{
+	long limit = rq->srv->cfg->max_tokens_limit;
+	struct json_object *v;
+	long long n = 0;
+	char msg[160];
+	if (!json_object_object_get_ex(root, "max_tokens", &v))
+		return 0;
+	switch (anthropic_max_tokens(v, limit, &n)) {
+	case ANTH_MAX_TOKENS_OK:
+		return 0;
+	case ANTH_MAX_TOKENS_INVALID:
+		request_fail(rq, ERR_BAD_REQUEST, "max_tokens: must be an integer of at least 1");
+		return -1;
+	case ANTH_MAX_TOKENS_OVER:
+		break;
+	}
+	snprintf(msg, sizeof msg, "max_tokens: %lld is more than this server allows (%ld)", n, limit);
+	request_fail(rq, ERR_BAD_REQUEST, msg);
+	return -1;
+}
+
 /* Checks what the server decides on (the model allowlist, max_tokens_limit) and sets the body to
  * send: the client's bytes, or a copy with the alias resolved (*owned, caller frees). Returns 0,
  * or -1 when it has answered. */
@@ -62,10 +87,16 @@ static int check_body(struct request *rq, int count, struct upstream_request *ur
 {
 	const struct config *cfg = rq->srv->cfg;
 	const char *body = rq->body.data ? rq->body.data : "";
-	struct json_object *root = anthropic_json_parse_strict(body, rq->body.len), *v = NULL;
+	enum jscan_result why;
+	struct json_object *root = jscan_parse(body, rq->body.len, &why), *v = NULL;
 	char msg[512];
 	int rc = -1;
 	*owned = NULL;
+	if (why == JSCAN_COSTLY) {
+		request_fail(rq, ERR_TOO_LARGE, "The request body holds too many JSON values for its "
+						"size");
+		goto out;
+	}
 	if (!json_object_is_type(root, json_type_object)) {
 		request_fail(rq, ERR_BAD_REQUEST, "The request body is not a valid JSON object");
 		goto out;
@@ -87,13 +118,8 @@ static int check_body(struct request *rq, int count, struct upstream_request *ur
 		request_fail(rq, ERR_BAD_REQUEST, msg);
 		goto out;
 	}
-	if (!count && json_object_object_get_ex(root, "max_tokens", &v) &&
-	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > cfg->max_tokens_limit) {
-		snprintf(msg, sizeof msg, "max_tokens: %lld > %ld, which is the maximum this server "
-			 "allows", (long long)json_object_get_int64(v), cfg->max_tokens_limit);
-		request_fail(rq, ERR_BAD_REQUEST, msg);
+	if (!count && check_max_tokens(rq, root) < 0)
 		goto out;
-	}
 	if (anthropic_model_members(body, rq->body.len) != 1) {
 		request_fail(rq, ERR_BAD_REQUEST, "The request body must be a JSON object naming the "
 						  "model once");

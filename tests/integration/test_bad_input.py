@@ -24,6 +24,11 @@ PSS_SLACK_KB = 4                # per worker
 DEPTH = 10000
 FAST_S = 3.0 if SLOW else 1.0     # the early 413: at once, never waiting for the body
 
+MODEL = b"claude-sonnet-4-20250514"  # the default model, the one the /v1/ routes accept
+AMP_BODY = 4 * 1024 * 1024       # the review's /v1/messages body
+AMP_FACTOR = 16                   # peak RSS growth allowed per body byte (b525240: ~264)
+TRIM_SLACK_KB = 4096              # what a large request may leave resident
+
 J = "application/json"
 FORM = "application/x-www-form-urlencoded"
 PLAIN = "text/plain"
@@ -37,7 +42,7 @@ class Case:
     """One bad request, encoded once so the memory loop can send it thousands of times."""
 
     def __init__(self, name, method, uri, body=b"", ctype=None, length="auto", status=400,
-                 allow=None, stdin_eof=True, drop=(), fast=False, params=None):
+                 allow=None, stdin_eof=True, drop=(), fast=False, params=None, etype=None):
         self.name = name
         if isinstance(body, str):
             body = body.encode()
@@ -50,7 +55,7 @@ class Case:
         self.params = params
         self.raw = fc.encode_request(params, body, stdin_eof=stdin_eof)
         self.status = status
-        self.etype = ETYPE[status]
+        self.etype = etype or ETYPE[status]
         self.allow = allow
         self.fast = fast  # must be answered without waiting for the body
 
@@ -119,6 +124,17 @@ def cases():
     add(Case("%00 in the query", "POST", "/summarize?text=a%00b", b"", None))
     add(Case("escaped \\u0000 in a message turn", "POST", "/stream",
              '{"messages":[{"role":"user","content":"a\\u0000"}]}', J))
+    # ---- raw control characters inside JSON strings: JSON forbids them (json-c takes them)
+    for what, c in (("U+0001", b"\x01"), ("tab", b"\t"), ("newline", b"\n"), ("U+001F", b"\x1f")):
+        add(Case("raw %s in a JSON string" % what, "POST", "/summarize", b'{"text": "a' + c + b'b"}', J))
+    add(Case("raw U+0001 in a JSON key", "POST", "/summarize", b'{"te\x01xt": "a", "text": "b"}', J))
+    add(Case("raw U+0001 in sniffed JSON", "POST", "/stream", b'{"text": "a\x01b"}', None))
+    add(Case("raw U+0001 in a message turn", "POST", "/stream",
+             b'{"messages":[{"role":"user","content":"a\x01b"}]}', J))
+    add(Case("raw U+0001 in a /v1/messages body", "POST", "/v1/messages",
+             b'{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"a\x01b"}]}' % MODEL, J))
+    add(Case("raw U+0001 in a /v1/chat/completions body", "POST", "/v1/chat/completions",
+             b'{"model":"%s","messages":[{"role":"user","content":"a\x01b"}]}' % MODEL, J))
     # ---- 64 KB query strings and URIs (params over one 65535-byte record, 4-byte lengths)
     add(Case("64 KB query string with a malformed %-escape", "POST",
              "/summarize?text=%ZZ" + "a" * 65536, b"", None))
@@ -309,11 +325,14 @@ def check_memory(tap, tmp, upstream, mix, workers=2):
                "all answered as expected" % (n, len(mix), warm_each // len(mix), warm_each * n), wrong)
         before = pss(pids)
         t0 = time.time()
-        wrong = blast_each_worker(sock, n, mix, ROUNDS // n)
+        # Whole cycles again, so "after" is taken at the same point of the mix as "before": a
+        # large body gives its pages back (malloc_trim) and the cases after it touch them again.
+        each = -(-ROUNDS // n // len(mix)) * len(mix)
+        wrong = blast_each_worker(sock, n, mix, each)
         took = time.time() - t0
         after = pss(pids)
         tap.ok(not wrong, "memory: %d more bad requests (%d per worker) all answered as expected "
-               "(%.1f s, %.0f/s)" % (ROUNDS // n * n, ROUNDS // n, took, ROUNDS / took), wrong)
+               "(%.1f s, %.0f/s)" % (each * n, each, took, each * n / took), wrong)
         for pid in pids:
             b, a = before[pid], after[pid]
             tap.diag("worker %d: Pss %d -> %d kB (%+d); Pss_Anon %d -> %d kB (%+d); Pss_File %+d kB" % (
@@ -337,7 +356,100 @@ def check_memory(tap, tmp, upstream, mix, workers=2):
                 tap.ok(grew <= PSS_SLACK_KB, "memory: worker %d PSS (anon + shmem) grew %+d kB (<= %d kB)"
                        % (pid, grew, PSS_SLACK_KB), (before[pid], after[pid]))
         tap.eq(pool.alive(), pids, "memory: same worker PIDs, all alive, after %d bad requests"
-               % (warm_each * n + ROUNDS // n * n))
+               % (warm_each * n + each * n))
+    finally:
+        pool.stop()
+
+
+def check_max_tokens(tap, sock, emu):
+    """/v1/messages refuses, like /v1/chat/completions, any max_tokens that is not a JSON integer
+    from 1 to max_tokens_limit (8192): the upstream must not see it (b525240 compared integers
+    only, so 1e8 went through)."""
+    for v in ("1e8", "100000000.0", '"100000000"', "8193", "0", "null", "8192.0"):
+        body = b'{"model":"%s","max_tokens":%s,"messages":[{"role":"user","content":"hi"}]}' % (
+            MODEL, v.encode())
+        before = emu.stats()["attempts"]
+        r = fc.request(sock, fc.cgi_params("POST", "/v1/messages", J, len(body)), body, timeout=10)
+        js = r.json() or {}
+        tap.ok(r.status == 400 and js.get("type") == "error"
+               and js.get("error", {}).get("type") == "invalid_request_error"
+               and "max_tokens" in js.get("error", {}).get("message", "")
+               and emu.stats()["attempts"] == before,
+               "max_tokens %s on /v1/messages -> 400 naming max_tokens, the upstream never asked" % v,
+               (r, emu.stats()["attempts"] - before))
+
+
+def reset_peak(pid):
+    """Sets the process's VmHWM back to its VmRSS, so that the next peak is this request's."""
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
+def vm(pid):
+    """{"VmHWM": kB, "VmRSS": kB} of a process."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, rest = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                out[k] = int(rest.split()[0])
+    return out
+
+
+def amplification_bodies():
+    """Bodies whose json-c trees cost hundreds of times their size: (name, route, body)."""
+    n = AMP_BODY // 3
+    msgs = b'{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"metadata":[' % MODEL
+    yield "/v1/messages 4 MB [{},{},...]", "/v1/messages", msgs + b"{}," * n + b"{}]}"
+    yield "/v1/chat/completions 4 MB [[],[],...]", "/v1/chat/completions", (
+        b'{"model":"%s","messages":[{"role":"user","content":"hi"}],"x":[' % MODEL + b"[]," * n + b"[]]}")
+    yield "/stream 1 MB [{},{},...]", "/stream", (
+        b'{"text":"hi","x":[' + b"{}," * ((MAX_BODY - 64) // 3) + b"{}]}")
+    yield "/summarize 1 MB [1,1,...]", "/summarize", (
+        b'{"text":"hi","x":[' + b"1," * ((MAX_BODY - 64) // 2) + b"1]}")
+
+
+def check_amplification(tap, tmp, upstream):
+    """A body cannot make a worker allocate more than a small multiple of its size, and a large
+    request gives its memory back. One worker of its own, so /proc shows the one that served."""
+    pool = Pool(tmp, upstream, workers=1, settings={"max_retries": 0}, name="amp")
+    try:
+        sock, pid = pool.sock, pool.pids()[0]
+        fc.request(sock, fc.cgi_params("GET", "/healthz"), timeout=5)
+        for name, route, body in amplification_bodies():
+            reset_peak(pid)
+            before = vm(pid)
+            r = fc.request(sock, fc.cgi_params("POST", route, J, len(body)), body, timeout=60)
+            after = vm(pid)
+            grew = (after["VmHWM"] - before["VmHWM"]) * 1024
+            etype = "invalid_request_error" if route == "/v1/chat/completions" else "request_too_large"
+            js = r.json() or {}
+            tap.ok(r.status == 413 and js.get("error", {}).get("type") == etype
+                   and "JSON values" in js.get("error", {}).get("message", ""),
+                   "amplification: %s -> 413 %s" % (name, etype), r)
+            if SLOW:
+                tap.skip("amplification: %s: peak RSS bound" % name, "memory not measured in instrumented runs")
+                continue
+            tap.ok(grew <= AMP_FACTOR * len(body),
+                   "amplification: %s: peak RSS grew %.1f MB = %.1f x the body (<= %d x)"
+                   % (name, grew / 1e6, grew / len(body), AMP_FACTOR), (before, after))
+        # A large body that is within the budget: its tree (~12 MB) is built, used and freed,
+        # and the worker's resident size comes back down (malloc_trim after a large body).
+        pad = b'{"k":"' + b"v" * 100 + b'"},'
+        body = b'{"text":"hi","pad":[' + pad * 9000 + b'{}]}'
+        reset_peak(pid)
+        before = vm(pid)
+        r = fc.request(sock, fc.cgi_params("POST", "/summarize", J, len(body)), body, timeout=60)
+        after = vm(pid)
+        tap.ok(r.status == 200, "amplification: a 1 MB body of 9,000 objects within the budget -> 200", r)
+        if SLOW:
+            tap.skip("amplification: memory returned after a large request", "memory not measured in instrumented runs")
+        else:
+            tap.ok(after["VmRSS"] - before["VmRSS"] <= TRIM_SLACK_KB,
+                   "amplification: resident size after it %+d kB (<= %d kB; peak %+d kB)"
+                   % (after["VmRSS"] - before["VmRSS"], TRIM_SLACK_KB, after["VmHWM"] - before["VmHWM"]),
+                   (before, after))
+        tap.eq(pool.alive(), [pid], "amplification: the worker is alive")
     finally:
         pool.stop()
 
@@ -512,6 +624,7 @@ def main(tap):
         tap.eq(s.pool.alive(), pids, "raw: same worker PIDs, all alive, after the bad inputs")
 
         check_access_lines(tap, sock, s.pool.log_file)
+        check_max_tokens(tap, sock, emu)
         check_protocol(tap, sock)
         tap.eq(s.pool.alive(), pids, "protocol: same worker PIDs, all alive")
         check_lighttpd(tap, s.base)
@@ -520,6 +633,8 @@ def main(tap):
         # ---- memory: the whole battery, over and over
         check_memory(tap, s.tmp, emu.url, all_cases)
         tap.eq(emu.stats()["attempts"], attempts, "memory: the upstream saw none of the bad requests")
+
+        check_amplification(tap, s.tmp, emu.url)
 
         r = fc.request(sock, fc.cgi_params("POST", "/summarize", J, len(body)), body)
         tap.ok(r.status == 200, "raw: a good request still works afterwards", r)

@@ -21,6 +21,11 @@ static void test_passthrough_helpers(void)
 		{"{\"a\": 'x'}", 0, "a single-quoted string"},
 		{"{\"a\": \"\xff\"}", 0, "invalid UTF-8"},
 		{"", 0, "nothing"},
+		{"{\"a\": \"x\x01y\"}", 0, "a raw control character in a string"},
+		{"{\"a\": \"x\ty\"}", 0, "a raw tab in a string"},
+		{"{'a': 1}", 0, "a single-quoted key (json-c's strict mode takes it)"},
+		{"{\"a\": NaN}", 0, "NaN (json-c's strict mode takes it)"},
+		{"{\"a\": \"x\\u0001y\"}", 1, "an escaped control character"},
 	};
 	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
 		struct json_object *o = anthropic_json_parse_strict(docs[i].json, strlen(docs[i].json));
@@ -65,7 +70,7 @@ static void test_passthrough_helpers(void)
 	tap_is_int(anthropic_model_members(dup, sizeof dup - 1), 2,
 		   "model members: duplicates at the top level counted, nested ones not");
 	tap_is_int(anthropic_model_members("{'model':\"a\"}", 13), -1,
-		   "model members: json-c's single-quoted keys are beyond the scan");
+		   "model members: single-quoted keys are beyond the scan (and refused before it)");
 	tap_is_int(anthropic_model_members(" {} ", 4), 0, "model members: none");
 
 	char frame[] = "data: {\"k\":\"sk-1\"}\0 sk-1 sk-1\n";
@@ -74,9 +79,44 @@ static void test_passthrough_helpers(void)
 	       "scrub_len: past a NUL byte too");
 }
 
+/* Both API routes refuse a max_tokens that is not an integer in 1..limit. */
+static void test_max_tokens(void)
+{
+	static const struct {
+		const char *json;
+		enum anth_max_tokens want;
+		long long n;
+	} cases[] = {
+		{"1", ANTH_MAX_TOKENS_OK, 1},
+		{"8192", ANTH_MAX_TOKENS_OK, 8192},
+		{"8193", ANTH_MAX_TOKENS_OVER, 8193},
+		{"100000000", ANTH_MAX_TOKENS_OVER, 100000000},
+		{"99999999999999999999", ANTH_MAX_TOKENS_OVER, 9223372036854775807LL},
+		{"0", ANTH_MAX_TOKENS_INVALID, 0},
+		{"-5", ANTH_MAX_TOKENS_INVALID, 0},
+		{"1e8", ANTH_MAX_TOKENS_INVALID, 0},
+		{"100000000.0", ANTH_MAX_TOKENS_INVALID, 0},
+		{"5.0", ANTH_MAX_TOKENS_INVALID, 0},
+		{"\"100000000\"", ANTH_MAX_TOKENS_INVALID, 0},
+		{"\"5\"", ANTH_MAX_TOKENS_INVALID, 0},
+		{"null", ANTH_MAX_TOKENS_INVALID, 0},
+		{"true", ANTH_MAX_TOKENS_INVALID, 0},
+		{"[5]", ANTH_MAX_TOKENS_INVALID, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct json_object *v = anthropic_json_parse_strict(cases[i].json, strlen(cases[i].json));
+		long long n = 0;
+		enum anth_max_tokens got = anthropic_max_tokens(v, 8192, &n);
+		tap_ok(got == cases[i].want && (got == ANTH_MAX_TOKENS_INVALID || n == cases[i].n),
+		       "max_tokens %s under 8192 -> %d (%lld)", cases[i].json, (int)got, n);
+		json_object_put(v);
+	}
+}
+
 int main(void)
 {
 	test_passthrough_helpers();
+	test_max_tokens();
 
 	struct anth_request rq = {.model = "m1", .max_tokens = 7, .system = "be brief",
 				  .text = "hi \"there\"\n/", .text_len = 12, .stream = 1};

@@ -141,9 +141,22 @@ static const struct pcase cases[] = {
 	{"raw NUL after, sniffed", NULL, BODY("{\"text\":\"a\"}\0junk"), BAD(MSG_JSON)},
 	{"top-level array", J, BODY("[\"hi\"]"), BAD(MSG_OBJECT)},
 	{"top-level string", J, BODY("\"hi\""), BAD(MSG_OBJECT)},
-	/* json-c only finishes a bare top-level literal at a NUL byte, so these never parse. */
-	{"top-level null", J, BODY("null"), BAD(MSG_JSON)},
-	{"top-level number", J, BODY("12"), BAD(MSG_JSON)},
+	{"top-level null", J, BODY("null"), BAD(MSG_OBJECT)},
+	{"top-level number", J, BODY("12"), BAD(MSG_OBJECT)},
+	/* RFC 8259, not json-c's "strict": raw control characters, single quotes, NaN, "1." */
+	{"raw U+0001 in text", J, BODY("{\"text\":\"a\x01" "b\"}"), BAD(MSG_JSON)},
+	{"raw tab in text", J, BODY("{\"text\":\"a\tb\"}"), BAD(MSG_JSON)},
+	{"raw newline in text", J, BODY("{\"text\":\"a\nb\"}"), BAD(MSG_JSON)},
+	{"raw U+001F in a key", J, BODY("{\"x\x1f\":1,\"text\":\"a\"}"), BAD(MSG_JSON)},
+	{"raw U+0001 sniffed", NULL, BODY("{\"text\":\"a\x01" "b\"}"), BAD(MSG_JSON)},
+	{"raw U+0001 in a message turn", J,
+	 BODY("{\"messages\":[{\"role\":\"user\",\"content\":\"a\x01" "b\"}]}"), .flags = M,
+	 BAD(MSG_JSON)},
+	{"escaped control characters are fine", J, BODY("{\"text\":\"a\\u0001\\tb\"}"),
+	 TEXT("a\x01\tb")},
+	{"single-quoted key", J, BODY("{'text':\"hi\"}"), BAD(MSG_JSON)},
+	{"NaN", J, BODY("{\"text\":\"hi\",\"x\":NaN}"), BAD(MSG_JSON)},
+	{"1.", J, BODY("{\"text\":\"hi\",\"x\":1.}"), BAD(MSG_JSON)},
 	{"nesting within the limit", J, BODY("{\"a\":[[[[[[[[[[{\"b\":{}}]]]]]]]]]],\"text\":\"hi\"}"),
 	 TEXT("hi")},
 
@@ -501,6 +514,27 @@ static void test_large(void)
 	free(json);
 }
 
+/* A body whose json-c tree would cost hundreds of times its size is refused before json-c
+ * builds it, with a 413, however it is labelled. */
+static void test_costly(void)
+{
+	static const struct {
+		const char *name, *ct;
+	} as[] = {{"json", J}, {"sniffed", NULL}, {"form", F}};
+	size_t len;
+	char *body = repeat("{\"text\":\"hi\",\"x\":[", "{},", 1 << 20, "{}]}", &len);
+	for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
+		struct input in;
+		const char *msg;
+		enum err_kind e = input_parse(as[i].ct, body, len, NULL, M, &in, &msg);
+		tap_ok(e == ERR_TOO_LARGE && msg && strstr(msg, "too many JSON values"),
+		       "costly: a 3 MB [{},{},...] as %s -> 413 (%s)", as[i].name, msg ? msg : "");
+		if (e == ERR_OK)
+			input_release(&in);
+	}
+	free(body);
+}
+
 static void test_release(void)
 {
 	struct input in = {0};
@@ -677,6 +711,7 @@ int main(void)
 	test_deep_nesting();
 	test_turn_limit();
 	test_large();
+	test_costly();
 	test_release();
 	test_utf8();
 	test_url_decode();

@@ -100,6 +100,11 @@ static void test_requests(void)
 		{"\"max_completion_tokens\":9000", "max_completion_tokens", "invalid_value"},
 		{"\"max_tokens\":0", "max_tokens", NULL},
 		{"\"max_tokens\":1.5", "max_tokens", NULL},
+		{"\"max_tokens\":1e8", "max_tokens", NULL},
+		{"\"max_tokens\":100000000.0", "max_tokens", NULL},
+		{"\"max_tokens\":\"100000000\"", "max_tokens", NULL},
+		{"\"max_completion_tokens\":1e3", "max_completion_tokens", NULL},
+		{"\"max_tokens\":99999999999999999999999", "max_tokens", "invalid_value"},
 		{"\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]", "stop", NULL},
 		{"\"stop\":[1]", "stop", NULL},
 		{"\"stream\":\"yes\"", "stream", NULL},
@@ -169,6 +174,10 @@ static void test_requests(void)
 		{"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", "no model"},
 		{"{\"model\":\"\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", "empty model"},
 		{"{\"model\":\"m\"}", "messages", "no messages"},
+		{"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\x01\"}]}", "",
+		 "a raw control character in a string"},
+		{"{'model':\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "",
+		 "a single-quoted key"},
 	};
 	for (size_t i = 0; i < sizeof bad_bodies / sizeof bad_bodies[0]; i++) {
 		out = translate(bad_bodies[i].body, &e, NULL);
@@ -176,6 +185,20 @@ static void test_requests(void)
 		       "refused: %s (%s)", bad_bodies[i].name, e.message);
 		free(out);
 	}
+
+	/* A body whose tree would cost hundreds of times its size: 413, before json-c builds it. */
+	struct buf big;
+	buf_init(&big, 4 << 20);
+	buf_appends(&big, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+			  "\"metadata\":[");
+	for (int i = 0; i < 1000000; i++)
+		buf_appends(&big, "{},");
+	buf_appends(&big, "{}]}");
+	out = translate(buf_cstr(&big), &e, NULL);
+	tap_ok(!out && e.kind == ERR_TOO_LARGE && strstr(e.message, "too many JSON values"),
+	       "refused: a 3 MB [{},{},...] -> 413 (%s)", e.message);
+	free(out);
+	buf_release(&big);
 }
 
 static void test_names(void)
