@@ -284,6 +284,13 @@ static int accept_peer(struct fcgi_conn *c, double read_timeout)
 	struct timeval tv = {.tv_sec = (time_t)read_timeout,
 			     .tv_usec = (suseconds_t)((read_timeout - (double)(time_t)read_timeout) * 1e6)};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* As libfcgi's own accept did: hand the connection over once its first bytes are there, so
+	 * that a peer that connects and sends nothing is dropped before libfcgi allocates for it. */
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, (int)(read_timeout * 1000)) <= 0) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
