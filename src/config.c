@@ -260,6 +260,8 @@ static const struct opt opts[] = {
 		.help = "seconds one request may take in all"),
 	KEY(keepalive_interval, OPT_SECONDS, .min = 0.1, .max = 3600, .def = "15",
 		.help = "seconds between keepalive comments on an idle stream"),
+	KEY(client_read_timeout, OPT_SECONDS, .min = 0.1, .max = 3600, .def = "30",
+		.help = "seconds a read from the web server (request params, each body read) may wait"),
 	/* limits */
 	KEY(max_body_bytes, OPT_SIZE, .min = KIB, .max = GIB, .def = "1M",
 		.help = "largest request body accepted, bytes (k, m, g suffixes)"),

@@ -38,6 +38,7 @@ struct config {
 	double idle_timeout;
 	double total_timeout;
 	double keepalive_interval;
+	double client_read_timeout; /* each read from the web server: params, body */
 	/* limits, bytes */
 	size_t max_body_bytes;     /* our own endpoints */
 	size_t max_body_bytes_api; /* the API-compatible endpoints under /v1/ */

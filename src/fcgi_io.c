@@ -1,12 +1,17 @@
 #include "fcgi_io.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,7 +22,10 @@
 
 struct fcgi_conn {
 	FCGX_Request req;
-	int accepted; /* a request is open and must be finished */
+	int accepted;     /* a request is open and must be finished */
+	int listen_fd;
+	int epfd;         /* this worker's wait on listen_fd */
+	const char *web_servers; /* FCGI_WEB_SERVER_ADDRS (borrowed from the environment), or NULL */
 };
 
 int fcgi_io_init(void)
@@ -28,11 +36,6 @@ int fcgi_io_init(void)
 int fcgi_io_is_cgi(void)
 {
 	return FCGX_IsCGI();
-}
-
-void fcgi_io_shutdown_pending(void)
-{
-	FCGX_ShutdownPending();
 }
 
 static int listen_unix(const char *path, int backlog)
@@ -132,8 +135,12 @@ static ssize_t fcgi_read(void *ctx, char *p, size_t n)
 	int got = FCGX_GetStr(p, want, c->req.in);
 	if (got > 0)
 		return got;
-	/* 0 is the end of the body, unless the server dropped the connection mid-body. */
-	return FCGX_GetError(c->req.in) != 0 ? -1 : 0;
+	/* 0 is the end of the body, unless the server dropped the connection mid-body or sent
+	 * nothing for client_read_timeout (SO_RCVTIMEO: EAGAIN). */
+	int err = FCGX_GetError(c->req.in);
+	if (err == EAGAIN || err == EWOULDBLOCK)
+		log_info("the body stalled: nothing from the web server within client_read_timeout");
+	return err != 0 ? -1 : 0;
 }
 
 static int fcgi_write(void *ctx, const char *p, size_t n)
@@ -191,16 +198,161 @@ static const struct io_ops fcgi_ops = {
 struct fcgi_conn *fcgi_conn_new(int listen_fd)
 {
 	struct fcgi_conn *c = xcalloc(1, sizeof *c);
-	FCGX_InitRequest(&c->req, listen_fd, 0);
+	/* libfcgi never accepts by itself (no listening socket): fcgi_conn_accept hands it each
+	 * connection, with the read timeout set, and gets control back when one fails. */
+	FCGX_InitRequest(&c->req, -1, 0);
+	c->listen_fd = listen_fd;
+	c->web_servers = getenv("FCGI_WEB_SERVER_ADDRS");
+	if (c->web_servers && !*c->web_servers)
+		c->web_servers = NULL;
+	int fl = fcntl(listen_fd, F_GETFL);
+	if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_error("cannot make the listening socket non-blocking: %s", strerror(errno));
+	/* EPOLLEXCLUSIVE: a connection wakes one waiting worker, not the whole pool. */
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = listen_fd};
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
+		log_error("cannot wait on the listening socket: %s", strerror(errno));
 	return c;
 }
 
-int fcgi_conn_accept(struct fcgi_conn *c, struct io *io)
+/* Does one FCGI_WEB_SERVER_ADDRS entry (an IPv4 or IPv6 address) name this peer? */
+static int addr_matches(const char *entry, const struct sockaddr_storage *sa)
 {
-	c->accepted = 0;
-	int rc = FCGX_Accept_r(&c->req);
-	if (rc < 0)
+	unsigned char want[sizeof(struct in6_addr)];
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return inet_pton(AF_INET, entry, want) == 1 && memcmp(want, &in->sin_addr, 4) == 0;
+	}
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	if (inet_pton(AF_INET6, entry, want) == 1)
+		return memcmp(want, &in6->sin6_addr, 16) == 0;
+	/* An IPv4 entry matches the peer's IPv4-mapped address on a dual-stack socket. */
+	return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && inet_pton(AF_INET, entry, want) == 1 &&
+	       memcmp(want, &in6->sin6_addr.s6_addr[12], 4) == 0;
+}
+
+/* A TCP peer must be listed in FCGI_WEB_SERVER_ADDRS (comma-separated), when it is set. */
+static int peer_allowed(const struct fcgi_conn *c, const struct sockaddr_storage *sa)
+{
+	if (!c->web_servers)
+		return 1;
+	char entry[INET6_ADDRSTRLEN];
+	for (const char *p = c->web_servers; *p;) {
+		size_t n = strcspn(p, ", ");
+		if (n > 0 && n < sizeof entry) {
+			memcpy(entry, p, n);
+			entry[n] = '\0';
+			if (addr_matches(entry, sa))
+				return 1;
+		}
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+/* The next connection on the listening socket: its fd, -1 when there is none to take (another
+ * worker took it, the peer left, or it is not allowed), -2 when the socket is unusable. */
+static int accept_peer(struct fcgi_conn *c, double read_timeout)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof sa;
+	int fd = accept4(c->listen_fd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
+	if (fd < 0) {
+		switch (errno) {
+		case EAGAIN: case EINTR: case ECONNABORTED: case EPROTO: case ECONNRESET:
+		case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+			return -1;
+		default:
+			log_error("accept: %s", strerror(errno));
+			return -2;
+		}
+	}
+	if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) {
+		if (!peer_allowed(c, &sa)) {
+			close(fd);
+			return -1;
+		}
+		/* Stream events go out as they come: no Nagle delay. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	/* Bounds every read libfcgi makes on this connection; a read that times out fails with
+	 * EAGAIN, which libfcgi takes as an error: the connection is closed. Writes stay unbounded
+	 * (the web server's own timeouts cover a client that stops reading). */
+	struct timeval tv = {.tv_sec = (time_t)read_timeout,
+			     .tv_usec = (suseconds_t)((read_timeout - (double)(time_t)read_timeout) * 1e6)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* As libfcgi's own accept did: hand the connection over once its first bytes are there, so
+	 * that a peer that connects and sends nothing is dropped before libfcgi allocates for it. */
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, (int)(read_timeout * 1000)) <= 0) {
+		close(fd);
 		return -1;
+	}
+	return fd;
+}
+
+/* Until the web server sends the next request on a kept connection (FCGI_KEEP_CONN): 1 when it
+ * did, 0 when it stayed silent for read_timeout (the connection is dropped then, so that an idle
+ * kept connection does not pin the worker), -1 on a signal. */
+static int wait_kept(struct fcgi_conn *c, const sigset_t *waitmask, double read_timeout)
+{
+	struct pollfd p = {.fd = c->req.ipcFd, .events = POLLIN};
+	struct timespec ts = {.tv_sec = (time_t)read_timeout,
+			      .tv_nsec = (long)((read_timeout - (double)(time_t)read_timeout) * 1e9)};
+	int n = ppoll(&p, 1, &ts, waitmask);
+	if (n < 0)
+		return errno == EINTR ? -1 : 0;
+	return n > 0;
+}
+
+/* Waits until a connection is ready (0 when it is, 1 on a signal, -1 on failure) and takes it
+ * into c->req.ipcFd when it can. */
+static int wait_connection(struct fcgi_conn *c, const sigset_t *waitmask, double read_timeout)
+{
+	if (c->req.ipcFd >= 0) {
+		int r = wait_kept(c, waitmask, read_timeout);
+		if (r < 0)
+			return 1;
+		if (r == 0)
+			FCGX_Free(&c->req, 1);
+		return 0;
+	}
+	struct epoll_event ev;
+	if (epoll_pwait(c->epfd, &ev, 1, -1, waitmask) < 0) {
+		if (errno == EINTR)
+			return 1;
+		log_error("epoll_pwait: %s", strerror(errno));
+		return -1;
+	}
+	int fd = accept_peer(c, read_timeout);
+	if (fd == -2)
+		return -1;
+	c->req.ipcFd = fd;
+	return 0;
+}
+
+int fcgi_conn_accept(struct fcgi_conn *c, struct io *io, const sigset_t *waitmask, double read_timeout)
+{
+	fcgi_conn_finish(c);
+	for (;;) {
+		int r = wait_connection(c, waitmask, read_timeout);
+		if (r != 0)
+			return r;
+		if (c->req.ipcFd < 0)
+			continue;
+		/* FCGX_Accept_r first "finishes" the previous request and closes the connection unless
+		 * it was kept: keepConnection = 1 makes it leave the one just handed over alone; the
+		 * BEGIN_REQUEST record then sets the flag the web server asked for. */
+		c->req.keepConnection = 1;
+		if (FCGX_Accept_r(&c->req) == 0)
+			break;
+		/* The peer stalled (read timeout), broke the protocol or left: libfcgi closed the
+		 * connection, and with no listening socket of its own it returned. Next one. */
+		log_debug("a FastCGI connection failed before its request was whole; closed");
+	}
 	c->accepted = 1;
 	io->ops = &fcgi_ops;
 	io->ctx = c;
@@ -220,6 +372,8 @@ void fcgi_conn_free(struct fcgi_conn *c)
 		return;
 	fcgi_conn_finish(c);
 	FCGX_Free(&c->req, 1);
+	if (c->epfd >= 0)
+		close(c->epfd);
 	free(c);
 }
 

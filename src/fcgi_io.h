@@ -4,6 +4,8 @@
 #ifndef LLM_FCGI_IO_H
 #define LLM_FCGI_IO_H
 
+#include <signal.h>
+
 #include "io.h"
 
 struct fcgi_conn;
@@ -17,16 +19,20 @@ int fcgi_io_is_cgi(void);
  * bound to 127.0.0.1, never to every address). Returns the fd or -1 with a message in log. */
 int fcgi_io_listen(const char *spec, int backlog);
 
-/* A FastCGI connection slot accepting on listen_fd. */
+/* A FastCGI connection slot accepting on listen_fd (which it makes non-blocking: the workers
+ * sharing it wait in epoll, and one that loses the race for a connection must not block in
+ * accept). Honours FCGI_WEB_SERVER_ADDRS as libfcgi does. */
 struct fcgi_conn *fcgi_conn_new(int listen_fd);
-/* Blocks for the next request (finishing the previous one first). Returns 0, or -1 when the
- * process should stop (shutdown signal, or the socket is gone). *io serves the request. */
-int fcgi_conn_accept(struct fcgi_conn *c, struct io *io);
+/* Waits for the next request (finishing the previous one first). The wait is the only place
+ * signals are taken: waitmask is the signal mask during it, so a caller that keeps its signals
+ * blocked otherwise has none interrupting a request's reads and writes. Each read from the web
+ * server (the params here, the body later) waits at most read_timeout seconds; a peer that stalls
+ * loses its connection. Returns 0 with *io serving the request, 1 when a signal arrived (act on
+ * it, then call again), -1 when the listening socket is unusable. */
+int fcgi_conn_accept(struct fcgi_conn *c, struct io *io, const sigset_t *waitmask, double read_timeout);
 /* Ends the current request (flushes, closes the connection unless kept). */
 void fcgi_conn_finish(struct fcgi_conn *c);
 void fcgi_conn_free(struct fcgi_conn *c);
-/* Asks a blocked accept to return (for a signal handler's flag to take effect). */
-void fcgi_io_shutdown_pending(void);
 
 /* The one request of a plain CGI process. */
 void fcgi_io_cgi(struct io *io);

@@ -166,7 +166,6 @@ static int load_config(const struct options *o, struct config *cfg)
 static void on_stop(int sig)
 {
 	stop_requested = 1;
-	fcgi_io_shutdown_pending();
 }
 
 static void on_reload(int sig)
@@ -179,8 +178,9 @@ static void on_reopen(int sig)
 	reopen_requested = 1;
 }
 
-/* Installed before libfcgi initialises, so it keeps ours. Stop signals must interrupt accept (no
- * SA_RESTART); the others are only noted and acted on between requests. */
+/* Installed before libfcgi initialises, so it keeps ours. All are only noted: a FastCGI worker
+ * keeps them blocked while it serves a request and takes them while it waits for the next one
+ * (see serve_fastcgi). */
 static void install_signals(int prefork_worker)
 {
 	struct sigaction sa;
@@ -238,27 +238,51 @@ static void between_requests(const struct options *o, struct config *cfg, struct
 	}
 }
 
-static int serve_fastcgi(struct app *app, struct pool_shared *shared)
+/* The signals a worker acts on between requests. Blocked while it serves one, they can interrupt
+ * no read or write of the request: libfcgi retries neither after EINTR, so a reload's SIGTERM
+ * would turn a body still arriving into a 400 and a back-pressured stream into a client that
+ * left. They are taken only inside fcgi_conn_accept's wait. */
+static void block_signals(sigset_t *waitmask)
+{
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, waitmask);
+	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGHUP);
+	sigdelset(waitmask, SIGUSR1);
+}
+
+static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct pool_slot *self)
 {
 	struct server srv;
 	server_init(&srv, &app->cfg, upstream_new(&app->cfg));
 	srv.shared = shared;
 	struct fcgi_conn *conn = fcgi_conn_new(app->listen_fd);
 	struct io io;
+	sigset_t waitmask;
+	block_signals(&waitmask);
 	/* Only a prefork worker may retire itself: its parent replaces it at once, whereas lighttpd
 	 * answers 503 for a while after a bin-path worker exits. */
 	unsigned long max_requests = shared ? (unsigned long)app->cfg.max_requests : 0;
 	log_debug("worker ready");
-	while (!stop_requested && fcgi_conn_accept(conn, &io) == 0) {
-		if (shared)
-			atomic_fetch_add(&shared->busy, 1);
+	while (!stop_requested) {
+		int rc = fcgi_conn_accept(conn, &io, &waitmask, app->cfg.client_read_timeout);
+		if (rc < 0)
+			break;
 		between_requests(&app->opts, &app->cfg, &srv);
+		if (rc > 0)
+			continue; /* a signal: its flag is acted on above or by the loop */
+		if (self)
+			pool_slot_enter(self);
 		request_serve(&srv, &io);
 		fcgi_conn_finish(conn);
-		if (shared) {
-			atomic_fetch_sub(&shared->busy, 1);
-			atomic_fetch_add(&shared->served, 1);
-		}
+		if (self)
+			pool_slot_leave(self);
 		if (max_requests && srv.served >= max_requests)
 			break;
 	}
@@ -280,11 +304,11 @@ static int serve_cgi(struct config *cfg)
 	return 0;
 }
 
-static int pool_worker(void *arg, struct pool_shared *shared)
+static int pool_worker(void *arg, struct pool_shared *shared, struct pool_slot *self)
 {
 	struct app *app = arg;
 	install_signals(1);
-	return serve_fastcgi(app, shared);
+	return serve_fastcgi(app, shared, self);
 }
 
 static int pool_reload(void *arg)
@@ -293,6 +317,14 @@ static int pool_reload(void *arg)
 	struct config next;
 	if (load_config(&app->opts, &next) < 0) {
 		log_error("reload refused: the new configuration is invalid; keeping the old one");
+		return -1;
+	}
+	/* workers = 0 means "this process is the one worker", which a running pool cannot become:
+	 * taking it would leave the pool with no workers at all. */
+	if (next.workers == 0) {
+		log_error("reload refused: workers = 0 would leave the pool without workers; "
+			  "keeping the old configuration");
+		config_release(&next);
 		return -1;
 	}
 	config_release(&app->cfg);
@@ -383,7 +415,7 @@ int main(int argc, char **argv)
 	else if (app.cfg.workers > 0)
 		rc = run_pool(&app);
 	else
-		rc = serve_fastcgi(&app, NULL);
+		rc = serve_fastcgi(&app, NULL, NULL);
 	tls_cleanup();
 	upstream_global_cleanup();
 	config_release(&app.cfg);

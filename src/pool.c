@@ -35,15 +35,53 @@ static double now_mono(void)
 
 struct pool_shared *pool_shared_new(void)
 {
+	/* Anonymous shared pages start zeroed, and only the slots in use are ever touched. */
 	void *p = mmap(NULL, sizeof(struct pool_shared), PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	struct pool_shared *s = p;
-	atomic_init(&s->busy, 0);
-	atomic_init(&s->total, 0);
-	atomic_init(&s->served, 0);
-	return s;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void pool_slot_start(struct pool_slot *self)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	atomic_store(&self->pid, (int)getpid());
+	atomic_store(&self->started_ms, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+void pool_slot_enter(struct pool_slot *self)
+{
+	atomic_store(&self->busy, 1);
+}
+
+void pool_slot_leave(struct pool_slot *self)
+{
+	atomic_store(&self->busy, 0);
+	atomic_fetch_add(&self->served, 1);
+}
+
+unsigned pool_busy(struct pool_shared *s)
+{
+	unsigned gen = atomic_load(&s->generation), n = atomic_load(&s->nslots), c = 0;
+	for (unsigned i = 0; i < n && i < POOL_MAX_SLOTS; i++)
+		c += atomic_load(&s->slot[i].generation) == gen && atomic_load(&s->slot[i].busy);
+	return c;
+}
+
+unsigned pool_total(struct pool_shared *s)
+{
+	return atomic_load(&s->total);
+}
+
+/* The parent's side of a slot: free for the next worker. A reader may see it half cleared, which
+ * only ever counts a dead worker as idle. */
+static void slot_clear(struct pool_slot *s)
+{
+	atomic_store(&s->generation, 0);
+	atomic_store(&s->busy, 0);
+	atomic_store(&s->pid, 0);
+	atomic_store(&s->started_ms, 0);
+	atomic_store(&s->served, 0);
 }
 
 /* No SA_RESTART: the supervision loop must wake from sigsuspend for every signal. */
@@ -56,8 +94,12 @@ static void install(int sig, void (*fn)(int))
 	sigaction(sig, &sa, NULL);
 }
 
-static pid_t spawn(const struct pool_ops *ops, struct pool_shared *shared, const sigset_t *child_mask)
+static pid_t spawn(const struct pool_ops *ops, struct pool_shared *shared, size_t idx,
+		   const sigset_t *child_mask)
 {
+	struct pool_slot *self = &shared->slot[idx];
+	slot_clear(self);
+	atomic_store(&self->generation, atomic_load(&shared->generation));
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -71,8 +113,11 @@ static pid_t spawn(const struct pool_ops *ops, struct pool_shared *shared, const
 		install(SIGCHLD, SIG_DFL);
 		install(SIGINT, SIG_DFL);
 		sigprocmask(SIG_SETMASK, child_mask, NULL);
-		_exit(ops->worker(ops->arg, shared));
+		pool_slot_start(self);
+		_exit(ops->worker(ops->arg, shared, self));
 	}
+	if (pid < 0)
+		slot_clear(self);
 	return pid;
 }
 
@@ -94,7 +139,7 @@ static void signal_all(const struct slot *slots, size_t n, int sig, int only_old
 
 /* Reaps every exited worker; returns how many of the current generation died young (a crash loop
  * must not become a fork storm). */
-static unsigned reap(struct slot *slots, size_t n, unsigned gen)
+static unsigned reap(struct slot *slots, size_t n, unsigned gen, struct pool_shared *shared)
 {
 	unsigned young = 0;
 	int st;
@@ -112,6 +157,7 @@ static unsigned reap(struct slot *slots, size_t n, unsigned gen)
 					young++;
 			}
 			slots[i].pid = 0;
+			slot_clear(&shared->slot[i]);
 		}
 	}
 	return young;
@@ -131,6 +177,7 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 	size_t cap = 2 * (size_t)ops->size(ops->arg) + 2;
 	struct slot *slots = xcalloc(cap, sizeof *slots);
 	unsigned gen = 1;
+	atomic_store(&shared->generation, gen);
 	sigset_t block, old;
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -155,16 +202,17 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 			memset(slots + cap, 0, (ncap - cap) * sizeof *slots);
 			cap = ncap;
 		}
+		atomic_store(&shared->nslots, (unsigned)cap);
 		for (size_t i = 0; i < cap && count_generation(slots, cap, gen) < want; i++) {
 			if (slots[i].pid > 0)
 				continue;
-			pid_t pid = spawn(ops, shared, &old);
+			pid_t pid = spawn(ops, shared, i, &old);
 			if (pid < 0)
 				break;
 			slots[i] = (struct slot){.pid = pid, .generation = gen, .started = now_mono()};
 		}
 		sigsuspend(&old);
-		if (reap(slots, cap, gen) > 0 && !got_term) {
+		if (reap(slots, cap, gen, shared) > 0 && !got_term) {
 			/* Workers die at once: back off before the next round of forks. */
 			struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
 			nanosleep(&ts, NULL);
@@ -180,8 +228,11 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 			if (ops->reload(ops->arg) == 0) {
 				/* New workers start with the new configuration; the old ones finish
 				 * what they are serving and leave. No request is dropped: all accept on the
-				 * same socket. */
+				 * same socket, and a worker takes SIGTERM only while it waits for a
+				 * request (it keeps it blocked while serving one, so no read or write of
+				 * a request in flight is interrupted). */
 				gen++;
+				atomic_store(&shared->generation, gen);
 				signal_all(slots, cap, SIGTERM, 1, gen);
 				log_info("pool: configuration reloaded; generation %u", gen);
 			}
@@ -194,13 +245,13 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 	while (live(slots, cap) > 0 && now_mono() < until) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
 		nanosleep(&ts, NULL);
-		reap(slots, cap, gen);
+		reap(slots, cap, gen, shared);
 	}
 	if (live(slots, cap) > 0) {
 		log_warn("pool: %zu workers still busy after the grace period; killing them", live(slots, cap));
 		signal_all(slots, cap, SIGKILL, 0, gen);
 		while (live(slots, cap) > 0 && waitpid(-1, NULL, 0) > 0)
-			reap(slots, cap, gen);
+			reap(slots, cap, gen, shared);
 	}
 	free(slots);
 	sigprocmask(SIG_SETMASK, &old, NULL);

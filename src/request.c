@@ -286,7 +286,7 @@ static void serve(struct request *rq)
 		return;
 	}
 	if (rq->route->calls_upstream && rq->srv->shared && cfg->when_full == WHEN_FULL_SHED &&
-	    atomic_load(&rq->srv->shared->busy) >= atomic_load(&rq->srv->shared->total)) {
+	    pool_busy(rq->srv->shared) >= pool_total(rq->srv->shared)) {
 		/* This is the last free worker: keep it for health checks and say so at once rather
 		 * than start a model call that would leave the next request waiting in the backlog. */
 		response_add_header(&rq->resp, "Retry-After", "1");

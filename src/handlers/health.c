@@ -14,8 +14,8 @@ void handle_healthz(struct request *rq)
 	if (rq->srv->shared) {
 		/* With blocking workers a full pool leaves requests waiting in the backlog: say so. */
 		struct json_object *w = json_object_new_object();
-		json_object_object_add(w, "busy", json_object_new_int64(atomic_load(&rq->srv->shared->busy)));
-		json_object_object_add(w, "total", json_object_new_int64(atomic_load(&rq->srv->shared->total)));
+		json_object_object_add(w, "busy", json_object_new_int64(pool_busy(rq->srv->shared)));
+		json_object_object_add(w, "total", json_object_new_int64(pool_total(rq->srv->shared)));
 		json_object_object_add(o, "workers", w);
 	}
 	response_json(&rq->resp, 200, o);

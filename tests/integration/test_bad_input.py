@@ -511,6 +511,42 @@ def check_protocol(tap, sock):
            "protocol: params in 7-byte records and stdin in 1-byte records -> parsed (400 for '{'*100)", r)
 
 
+def check_stalled(tap, tmp, upstream):
+    """A peer that stalls mid-record or mid-body (a web server that hung, or anything else that
+    reaches the socket) holds a worker for client_read_timeout at most: its connection is closed
+    and the worker serves the next request. One worker, so a pinned one shows as a timeout."""
+    pool = Pool(tmp, upstream, workers=1, settings={"client_read_timeout": 2, "max_retries": 0},
+                name="stalled")
+    begin = fc.record(fc.BEGIN_REQUEST, struct.pack(">HB5x", fc.RESPONDER, 0))
+    params = fc.stream_records(fc.PARAMS, fc.encode_params(fc.cgi_params("POST", "/summarize", J, 100)))
+    try:
+        for what, data in (("one byte of a record header", b"\x01"),
+                           ("half the params", begin + params[:len(params) // 2]),
+                           ("10 of 100 body bytes", begin + params + fc.record(fc.STDIN, b'{"text": "'))):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(pool.sock)
+            c.sendall(data)
+            try:
+                r = fc.request(pool.sock, fc.cgi_params("GET", "/healthz"), timeout=20)
+                got = r.status
+            except fc.FcgiTimeout as e:
+                got = "timeout: %s" % e
+            c.settimeout(20)
+            try:
+                dropped = c.recv(65536) is not None
+            except socket.timeout:
+                dropped = False
+            except OSError:
+                dropped = True
+            c.close()
+            tap.ok(got == 200 and dropped,
+                   "stalled FastCGI: %s, then silence -> dropped, the next request served" % what,
+                   (got, dropped))
+        tap.eq(len(pool.alive()), 1, "stalled FastCGI: the worker is still alive")
+    finally:
+        pool.stop()
+
+
 def check_lighttpd(tap, base):
     """The server-level refusals are lighttpd's own and fine; what it passes on gets our JSON."""
     st, _, _ = http("POST", base + "/summarize")  # no body, so no Content-Length
@@ -627,6 +663,7 @@ def main(tap):
         check_max_tokens(tap, sock, emu)
         check_protocol(tap, sock)
         tap.eq(s.pool.alive(), pids, "protocol: same worker PIDs, all alive")
+        check_stalled(tap, s.tmp, emu.url)
         check_lighttpd(tap, s.base)
         tap.eq(emu.stats()["attempts"], attempts, "lighttpd: the upstream saw none of them")
 

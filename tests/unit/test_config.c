@@ -44,6 +44,7 @@ static const char *const keys[] = {
 	"idle_timeout",
 	"total_timeout",
 	"keepalive_interval",
+	"client_read_timeout",
 	"max_body_bytes",
 	"max_body_bytes_api",
 	"max_response_bytes",
@@ -281,6 +282,7 @@ static void test_defaults(void)
 	tap_ok(c.idle_timeout == 60, "default idle_timeout");
 	tap_ok(c.total_timeout == 600, "default total_timeout");
 	tap_ok(c.keepalive_interval == 15, "default keepalive_interval");
+	tap_ok(c.client_read_timeout == 30, "default client_read_timeout");
 	tap_is_int(c.max_body_bytes, 1 << 20, "default max_body_bytes");
 	tap_is_int(c.max_response_bytes, 8 << 20, "default max_response_bytes");
 	tap_is_str(c.base_path, "", "default base_path");
