@@ -168,7 +168,7 @@ static bool request_line(struct req *r, char *line)
 	return true;
 }
 
-/* One header field (its line ends at its NUL), name lower-cased: 0, or the status to reject with. */
+/* One header field (its line ends at its NUL), name lower-cased: 0, or a status. */
 static int header_field(struct req *r, char *p)
 {
 	char *colon, *v, *end;

@@ -13,6 +13,7 @@
 enum phase { PH_SLOW, PH_HEAD, PH_TTFT, PH_DELTA, PH_GAP, PH_TAIL, PH_END, PH_FLUSH, PH_HANG };
 enum ending { END_COMPLETED, END_BROKEN, END_ERRORED, END_CUT, END_ABORTED };
 
+/* An answer to POST /v1/messages that takes time: everything but plain errors. */
 struct job {
 	enum fault fault;
 	long arg;
@@ -29,7 +30,6 @@ struct job {
 	struct buf pend; /* drip/split: bytes still to go out piece by piece */
 	unsigned piece_seq;
 };
-
 
 static bool job_live(const struct job *j)
 {
@@ -215,6 +215,7 @@ static void stream_head(struct conn *c)
 static bool stream_delta(struct conn *c)
 {
 	struct job *j = c->job;
+	const size_t *doff = j->msg.doff;
 	json_object *o, *d;
 
 	if (fault_due(j)) {
@@ -235,8 +236,8 @@ static bool stream_delta(struct conn *c)
 	jset(o, "type", jstr("content_block_delta"));
 	jset(o, "index", jint(0));
 	jset(d, "type", jstr("text_delta"));
-	jset(d, "text", json_object_new_string_len(j->msg.text + j->msg.doff[j->sent],
-						   (int)(j->msg.doff[j->sent + 1] - j->msg.doff[j->sent])));
+	jset(d, "text", json_object_new_string_len(j->msg.text + doff[j->sent],
+						   (int)(doff[j->sent + 1] - doff[j->sent])));
 	jset(o, "delta", d);
 	emit_json(c, "content_block_delta", o);
 	if (j->sent++ == 0)
