@@ -1,0 +1,758 @@
+/* api: see api.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "faults.h"
+#include "message.h"
+#include "stats.h"
+#include "stream.h"
+
+#define ANSWER_MAX ((size_t)16 * 1024 * 1024) /* generated answer text */
+
+struct api_config api_config = { NULL, 20, 0, 0 };
+
+/* Error type and message of an injected status, after the reference's table. */
+static void status_error(int status, const char **type, const char **msg)
+{
+	*type = "api_error";
+	*msg = conn_reason(status);
+	switch (status) {
+	case 400: *type = "invalid_request_error"; *msg = "Invalid request"; break;
+	case 401: *type = "authentication_error"; *msg = "invalid x-api-key"; break;
+	case 402:
+		*type = "billing_error";
+		*msg = "Your credit balance is too low to access the Anthropic API.";
+		break;
+	case 403:
+		*type = "permission_error";
+		*msg = "Your API key does not have permission to use the specified resource.";
+		break;
+	case 404: *type = "not_found_error"; *msg = "Not Found"; break;
+	case 413: *type = "request_too_large"; *msg = "Request exceeds the maximum size"; break;
+	case 429:
+		*type = "rate_limit_error";
+		*msg = "This request would exceed the rate limit for your organization.";
+		break;
+	case 500: *msg = "Internal server error"; break;
+	case 504: *type = "timeout_error"; *msg = "Request timed out"; break;
+	case 529: *type = "overloaded_error"; *msg = "Overloaded"; break;
+	default: break;
+	}
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+struct span {
+	const char *p;
+	size_t n;
+};
+
+/*
+ * Counts the whitespace-separated words of s (complete markers act as
+ * whitespace), storing them in *out when out is not NULL (caller frees).
+ */
+static size_t scan_words(const char *s, size_t n, struct span **out)
+{
+	size_t count = 0, cap = 0, i = 0;
+
+	while (i < n) {
+		size_t m = faults_marker_len(s + i, n - i), start;
+
+		if (m) {
+			i += m;
+			continue;
+		}
+		if (is_space(s[i])) {
+			i++;
+			continue;
+		}
+		start = i;
+		while (i < n && !is_space(s[i]) && !faults_marker_len(s + i, n - i))
+			i++;
+		if (out) {
+			if (count == cap) {
+				cap = cap ? 2 * cap : 16;
+				*out = xrealloc(*out, cap * sizeof **out);
+			}
+			(*out)[count].p = s + start;
+			(*out)[count].n = i - start;
+		}
+		count++;
+	}
+	return count;
+}
+
+/*
+ * Appends the text of a content value: a string, or the text of its blocks
+ * joined by spaces.  Lenient, since it also runs on requests that will fail
+ * validation (to find their id).
+ */
+static void content_text(struct buf *out, json_object *content)
+{
+	bool first = true;
+	size_t n;
+
+	if (json_object_is_type(content, json_type_string)) {
+		buf_add(out, json_object_get_string(content),
+			(size_t)json_object_get_string_len(content));
+		return;
+	}
+	if (!json_object_is_type(content, json_type_array))
+		return;
+	n = json_object_array_length(content);
+	for (size_t i = 0; i < n; i++) {
+		json_object *t;
+
+		if (!json_object_object_get_ex(json_object_array_get_idx(content, i), "text", &t) ||
+		    !json_object_is_type(t, json_type_string))
+			continue;
+		if (!first)
+			buf_add(out, " ", 1);
+		first = false;
+		buf_add(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+	}
+}
+
+static void last_user_text(json_object *root, struct buf *out)
+{
+	json_object *msgs, *role, *content;
+
+	if (!json_object_object_get_ex(root, "messages", &msgs) ||
+	    !json_object_is_type(msgs, json_type_array))
+		return;
+	for (size_t i = json_object_array_length(msgs); i-- > 0;) {
+		json_object *m = json_object_array_get_idx(msgs, i);
+
+		if (json_object_object_get_ex(m, "role", &role) &&
+		    json_object_is_type(role, json_type_string) &&
+		    strcmp(json_object_get_string(role), "user") == 0) {
+			if (json_object_object_get_ex(m, "content", &content))
+				content_text(out, content);
+			return;
+		}
+	}
+}
+
+/* input_tokens: the words of system plus every message, markers not counted. */
+static long input_tokens(json_object *root)
+{
+	struct buf t = { 0 };
+	json_object *v;
+	long n;
+
+	if (json_object_object_get_ex(root, "system", &v))
+		content_text(&t, v);
+	if (json_object_object_get_ex(root, "messages", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		size_t len = json_object_array_length(v);
+
+		for (size_t i = 0; i < len; i++) {
+			json_object *content;
+
+			if (json_object_object_get_ex(json_object_array_get_idx(v, i), "content",
+						      &content)) {
+				buf_add(&t, " ", 1);
+				content_text(&t, content);
+			}
+		}
+	}
+	n = (long)scan_words(t.p ? t.p : "", t.len, NULL);
+	buf_free(&t);
+	return n;
+}
+
+/* Cuts the answer before the earliest stop sequence, if any occurs. */
+static void answer_stop(struct message *m, json_object *stops)
+{
+	size_t best = SIZE_MAX, n, kept = 0;
+	const char *match = NULL;
+
+	if (!json_object_is_type(stops, json_type_array))
+		return;
+	n = json_object_array_length(stops);
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(stops, i);
+		size_t sl = (size_t)json_object_get_string_len(s);
+		const char *hit;
+
+		if (!sl || !m->text_len)
+			continue;
+		hit = memmem(m->text, m->text_len, json_object_get_string(s), sl);
+		if (hit && (size_t)(hit - m->text) < best) {
+			best = (size_t)(hit - m->text);
+			match = json_object_get_string(s);
+		}
+	}
+	if (!match)
+		return;
+	while (kept < m->ndeltas && m->doff[kept] < best)
+		kept++;
+	m->ndeltas = kept;
+	m->doff[kept] = best;
+	m->text_len = best;
+	m->text[best] = '\0';
+	m->stop_reason = "stop_sequence";
+	m->stop_seq = xstrndup(match, strlen(match));
+}
+
+/*
+ * The deterministic answer: `words` words cycling through the words of src,
+ * capped by max_tokens.  Delta 0 is the first word, every later delta is a
+ * space and the next word, so the deltas concatenate to the text.
+ */
+static void answer_build(struct message *m, const char *src, size_t srclen, long words,
+			 int64_t max_tokens, json_object *stops)
+{
+	static const struct span ok = { "ok", 2 };
+	struct span *tok = NULL;
+	size_t ntok = scan_words(src, srclen, &tok), k;
+	long want = (int64_t)words < max_tokens ? words : (long)max_tokens;
+	bool capped = want < words;
+	struct buf t = { 0 };
+
+	m->doff = xcalloc((size_t)want + 1, sizeof *m->doff);
+	for (k = 0; k < (size_t)want; k++) {
+		const struct span *w = ntok ? &tok[k % ntok] : &ok;
+
+		if (t.len + w->n + 1 > ANSWER_MAX) {
+			capped = true;
+			break;
+		}
+		m->doff[k] = t.len;
+		if (k)
+			buf_add(&t, " ", 1);
+		buf_add(&t, w->p, w->n);
+	}
+	buf_cstr(&t);
+	m->text = t.p;
+	m->text_len = t.len;
+	m->ndeltas = k;
+	m->doff[k] = t.len;
+	m->stop_reason = capped ? "max_tokens" : "end_turn";
+	free(tok);
+	answer_stop(m, stops);
+	m->out_tok = (long)m->ndeltas;
+}
+
+/* huge:BYTES: one text (one delta) of exactly BYTES bytes, for size caps. */
+static void answer_huge(struct message *m, long bytes)
+{
+	static const char pat[] = "lorem ipsum dolor sit amet ";
+
+	m->text = xrealloc(NULL, (size_t)bytes + 1);
+	for (long i = 0; i < bytes; i++)
+		m->text[i] = pat[(size_t)i % (sizeof pat - 1)];
+	m->text[bytes] = '\0';
+	m->text_len = (size_t)bytes;
+	m->doff = xcalloc(2, sizeof *m->doff);
+	m->doff[1] = (size_t)bytes;
+	m->ndeltas = 1;
+	m->stop_reason = "end_turn";
+	m->out_tok = (long)scan_words(m->text, m->text_len, NULL);
+}
+
+/* ---- request validation ------------------------------------------------- */
+
+static bool fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool is_str(json_object *v)
+{
+	return json_object_is_type(v, json_type_string);
+}
+
+/* Rejects keys of o missing from allowed[], as the real API's strict schema does. */
+static bool check_keys(json_object *o, const char *const *allowed, const char *path,
+		       char *err, size_t n)
+{
+	struct json_object_iterator it = json_object_iter_begin(o);
+	struct json_object_iterator end = json_object_iter_end(o);
+
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *k = json_object_iter_peek_name(&it);
+		const char *const *a = allowed;
+
+		while (*a && strcmp(*a, k) != 0)
+			a++;
+		if (!*a)
+			return fail(err, n, "%s%.100s: Extra inputs are not permitted", path, k);
+	}
+	return true;
+}
+
+static bool check_block(json_object *b, const char *path, const char *top, char *err, size_t n)
+{
+	static const char *const keys[] = { "type", "text", "cache_control", "citations", NULL };
+	json_object *t, *x;
+	char sub[96];
+
+	if (!json_object_is_type(b, json_type_object))
+		return fail(err, n, "%s: Input should be a valid dictionary", path);
+	if (!json_object_object_get_ex(b, "type", &t))
+		return fail(err, n, "%s.type: Field required", path);
+	if (!is_str(t) || strcmp(json_object_get_string(t), "text") != 0)
+		return fail(err, n, "%s.type: Input should be 'text'", path);
+	if (!json_object_object_get_ex(b, "text", &x))
+		return fail(err, n, "%s.text: Field required", path);
+	if (!is_str(x))
+		return fail(err, n, "%s.text: Input should be a valid string", path);
+	if (!json_object_get_string_len(x))
+		return fail(err, n, "%s: text content blocks must be non-empty", top);
+	snprintf(sub, sizeof sub, "%s.", path);
+	return check_keys(b, keys, sub, err, n);
+}
+
+static bool check_blocks(json_object *arr, const char *path, const char *top, char *err, size_t n)
+{
+	size_t len = json_object_array_length(arr);
+
+	for (size_t k = 0; k < len; k++) {
+		char p[80];
+
+		snprintf(p, sizeof p, "%s.%zu", path, k);
+		if (!check_block(json_object_array_get_idx(arr, k), p, top, err, n))
+			return false;
+	}
+	return true;
+}
+
+static bool check_content(json_object *m, size_t i, bool may_be_empty, char *err, size_t n)
+{
+	json_object *content;
+	char path[64];
+	bool empty;
+
+	snprintf(path, sizeof path, "messages.%zu.content", i);
+	if (!json_object_object_get_ex(m, "content", &content))
+		return fail(err, n, "%s: Field required", path);
+	if (is_str(content))
+		empty = json_object_get_string_len(content) == 0;
+	else if (json_object_is_type(content, json_type_array))
+		empty = json_object_array_length(content) == 0;
+	else
+		return fail(err, n, "%s: Input should be a valid list", path);
+	if (empty && !may_be_empty)
+		return fail(err, n, "messages.%zu: all messages must have non-empty content "
+			    "except for the optional final assistant message", i);
+	return is_str(content) || check_blocks(content, path, "messages", err, n);
+}
+
+static bool check_messages(json_object *msgs, char *err, size_t n)
+{
+	static const char *const keys[] = { "role", "content", NULL };
+	size_t len;
+
+	if (!json_object_is_type(msgs, json_type_array))
+		return fail(err, n, "messages: Input should be a valid list");
+	len = json_object_array_length(msgs);
+	if (!len)
+		return fail(err, n, "messages: List should have at least 1 item after validation, not 0");
+	for (size_t i = 0; i < len; i++) {
+		json_object *m = json_object_array_get_idx(msgs, i), *role;
+		const char *rs;
+		char path[48];
+		bool assistant;
+
+		if (!json_object_is_type(m, json_type_object))
+			return fail(err, n, "messages.%zu: Input should be a valid dictionary", i);
+		snprintf(path, sizeof path, "messages.%zu.", i);
+		if (!check_keys(m, keys, path, err, n))
+			return false;
+		if (!json_object_object_get_ex(m, "role", &role))
+			return fail(err, n, "messages.%zu.role: Field required", i);
+		rs = is_str(role) ? json_object_get_string(role) : "";
+		assistant = strcmp(rs, "assistant") == 0;
+		if (!assistant && strcmp(rs, "user") != 0)
+			return fail(err, n, "messages.%zu.role: Input should be 'user' or 'assistant'", i);
+		if (!check_content(m, i, assistant && i + 1 == len, err, n))
+			return false;
+	}
+	return true;
+}
+
+static bool check_optional(json_object *root, char *err, size_t n)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(root, "system", &v) && !is_str(v)) {
+		if (!json_object_is_type(v, json_type_array))
+			return fail(err, n, "system: Input should be a valid list");
+		if (!check_blocks(v, "system", "system", err, n))
+			return false;
+	}
+	if (json_object_object_get_ex(root, "stream", &v) &&
+	    !json_object_is_type(v, json_type_boolean))
+		return fail(err, n, "stream: Input should be a valid boolean");
+	if (json_object_object_get_ex(root, "temperature", &v)) {
+		double t;
+
+		if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+			return fail(err, n, "temperature: Input should be a valid number");
+		t = json_object_get_double(v);
+		if (t < 0 || t > 1)
+			return fail(err, n, "temperature: range: 0..1");
+	}
+	if (json_object_object_get_ex(root, "stop_sequences", &v)) {
+		size_t len;
+
+		if (!json_object_is_type(v, json_type_array))
+			return fail(err, n, "stop_sequences: Input should be a valid list");
+		len = json_object_array_length(v);
+		for (size_t i = 0; i < len; i++)
+			if (!is_str(json_object_array_get_idx(v, i)))
+				return fail(err, n, "stop_sequences.%zu: Input should be a valid string", i);
+	}
+	return true;
+}
+
+/* Schema of POST /v1/messages (count == false) or /v1/messages/count_tokens. */
+static bool check_request(json_object *root, bool count, char *err, size_t n)
+{
+	static const char *const msg_keys[] = {
+		"model", "max_tokens", "messages", "system", "stream", "temperature", "top_p",
+		"top_k", "stop_sequences", "metadata", "tools", "tool_choice", "thinking",
+		"service_tier", NULL
+	};
+	static const char *const count_keys[] = {
+		"model", "messages", "system", "tools", "tool_choice", "thinking", NULL
+	};
+	json_object *v;
+	int ml;
+
+	if (!json_object_is_type(root, json_type_object))
+		return fail(err, n, "Input should be a valid dictionary");
+	if (!json_object_object_get_ex(root, "model", &v))
+		return fail(err, n, "model: Field required");
+	if (!is_str(v))
+		return fail(err, n, "model: Input should be a valid string");
+	ml = json_object_get_string_len(v);
+	if (ml < 1)
+		return fail(err, n, "model: String should have at least 1 character");
+	if (ml > 256)
+		return fail(err, n, "model: String should have at most 256 characters");
+	if (!count) {
+		if (!json_object_object_get_ex(root, "max_tokens", &v))
+			return fail(err, n, "max_tokens: Field required");
+		if (!json_object_is_type(v, json_type_int))
+			return fail(err, n, "max_tokens: Input should be a valid integer");
+		if (json_object_get_int64(v) < 1)
+			return fail(err, n, "max_tokens: Input should be greater than or equal to 1");
+	}
+	if (!json_object_object_get_ex(root, "messages", &v))
+		return fail(err, n, "messages: Field required");
+	if (!check_messages(v, err, n))
+		return false;
+	if (!check_keys(root, count ? count_keys : msg_keys, "", err, n))
+		return false;
+	return check_optional(root, err, n);
+}
+
+/* Strict JSON (UTF-8 checked, no trailing bytes); NULL with err set otherwise. */
+static json_object *body_json(const struct buf *b, char *err, size_t n)
+{
+	size_t len = buf_pending(b);
+	json_tokener *tok;
+	json_object *o;
+	enum json_tokener_error e;
+
+	if (!len) {
+		snprintf(err, n, "request body: Input should be a valid dictionary");
+		return NULL;
+	}
+	tok = json_tokener_new();
+	if (!tok)
+		die("out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, b->p + b->off, (int)len);
+	e = json_tokener_get_error(tok);
+	if (!o)
+		snprintf(err, n, "invalid JSON in request body: %s",
+			 e == json_tokener_continue || e == json_tokener_success
+				 ? "unexpected end of input, or not an object"
+				 : json_tokener_error_desc(e));
+	json_tokener_free(tok);
+	return o;
+}
+
+
+/* The answer of a valid request, started on c: the message, and how to deliver it. */
+static void job_start(struct conn *c, json_object *root, const struct opts *o, enum fault f,
+		      const char *last, size_t last_len)
+{
+	json_object *model = jget(root, "model");
+	struct message m = { 0 };
+	struct delivery d = {
+		.stream = json_object_get_boolean(jget(root, "stream")),
+		.fault = f,
+		.arg = o->arg,
+		.delay_ms = o->delay_ms >= 0 ? o->delay_ms : api_config.delay_ms,
+		.ttft_ms = o->ttft_ms >= 0 ? o->ttft_ms : api_config.ttft_ms,
+		.id = o->id,
+	};
+
+	m.model = xstrndup(json_object_get_string(model), (size_t)json_object_get_string_len(model));
+	make_id(m.msg_id, "msg_");
+	m.in_tok = input_tokens(root);
+	if (f == F_HUGE) {
+		answer_huge(&m, o->arg);
+	} else {
+		answer_build(&m, last, last_len, o->words >= 0 ? o->words : api_config.words,
+			     json_object_get_int64(jget(root, "max_tokens")),
+			     jget(root, "stop_sequences"));
+	}
+	stream_start(c, &d, &m);
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+static const char *api_key(const struct conn *c)
+{
+	const char *k = conn_header(c, "x-api-key"), *a = conn_header(c, "authorization");
+
+	if (k && *k)
+		return k;
+	if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+		for (a += 7; *a == ' '; a++)
+			;
+		return *a ? a : NULL;
+	}
+	return NULL;
+}
+
+/* The versions the API knows: the initial release, the one every SDK sent for years, and the one
+ * @anthropic-ai/sdk 1.x sends. An invented date is a 400, as on the real API. */
+static bool known_version(const char *v)
+{
+	static const char *const known[] = {"2023-01-01", "2023-06-01", "2026-10-21"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(v, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* anthropic-version, then the key, as every /v1 endpoint of the real API checks. */
+static bool auth_ok(struct conn *c)
+{
+	const char *ver = conn_header(c, "anthropic-version"), *key = api_key(c);
+
+	if (!ver) {
+		conn_send_error(c, 400, "invalid_request_error", "anthropic-version: header is required", NULL);
+		return false;
+	}
+	if (!known_version(ver)) {
+		char msg[128];
+
+		snprintf(msg, sizeof msg, "anthropic-version: \"%.64s\" is not a valid version", ver);
+		conn_send_error(c, 400, "invalid_request_error", msg, NULL);
+		return false;
+	}
+	if (!key) {
+		conn_send_error(c, 401, "authentication_error", "x-api-key header is required", NULL);
+		return false;
+	}
+	if (api_config.key && strcmp(key, api_config.key) != 0) {
+		conn_send_error(c, 401, "authentication_error", "invalid x-api-key", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* After validation: an injected error, or a job that produces the answer. */
+static void answer(struct conn *c, json_object *root, const struct opts *o, long attempt,
+		   struct buf *last)
+{
+	bool stream = json_object_get_boolean(jget(root, "stream"));
+	bool faulted = faults_applies(o->fault, stream) && (o->times < 0 || attempt <= o->times);
+	enum fault f = faulted ? o->fault : F_NONE;
+	struct idstat *s = o->id[0] ? stats_id(o->id, false) : NULL;
+
+	if (faulted && s)
+		s->faulted++;
+	faults_describe(f, o->arg, c->rq.log_fault, sizeof c->rq.log_fault);
+	if (f == F_STATUS) {
+		const char *type, *msg;
+
+		status_error((int)o->arg, &type, &msg);
+		conn_send_error(c, (int)o->arg, type, msg, o);
+	} else if (f == F_ECHO_KEY) {
+		struct buf msg = { 0 };
+
+		buf_fmt(&msg, "invalid x-api-key: %s", api_key(c));
+		conn_send_error(c, 401, "authentication_error", buf_cstr(&msg), o);
+		buf_free(&msg);
+	} else {
+		job_start(c, root, o, f, buf_cstr(last), last->len);
+	}
+}
+
+/* Counts an attempt for o->id and returns its number (0 when untracked). */
+static long id_attempt(const struct conn *c, const struct opts *o, json_object *root)
+{
+	struct idstat *s;
+
+	if (!o->id[0] || !(s = stats_id(o->id, true)))
+		return 0;
+	return stats_attempt(s, conn_headers_json(c), root);
+}
+
+static void handle_messages(struct conn *c)
+{
+	struct req *r = &c->rq;
+	char perr[160], verr[256], merr[160];
+	struct opts o;
+	struct buf last = { 0 };
+	json_object *root = body_json(&r->body, perr, sizeof perr);
+	bool marks_ok = true;
+	long attempt;
+
+	/* Markers are read first, leniently, so even a rejected attempt is recorded. */
+	faults_init(&o);
+	stats.t.attempts++;
+	if (json_object_is_type(root, json_type_object)) {
+		last_user_text(root, &last);
+		marks_ok = faults_parse(buf_cstr(&last), last.len, &o, merr, sizeof merr);
+	}
+	attempt = id_attempt(c, &o, root);
+	memcpy(r->log_id, o.id, sizeof r->log_id);
+
+	if (!auth_ok(c)) {
+		/* auth_ok() has answered */
+	} else if (!root)
+		conn_send_error(c, 400, "invalid_request_error", perr, NULL);
+	else if (!check_request(root, false, verr, sizeof verr))
+		conn_send_error(c, 400, "invalid_request_error", verr, NULL);
+	else if (!marks_ok)
+		conn_send_error(c, 400, "invalid_request_error", merr, NULL);
+	else
+		answer(c, root, &o, attempt, &last);
+	json_object_put(root);
+	buf_free(&last);
+}
+
+static void handle_count(struct conn *c)
+{
+	char err[256];
+	json_object *root;
+
+	if (!auth_ok(c))
+		return;
+	root = body_json(&c->rq.body, err, sizeof err);
+	if (root && check_request(root, true, err, sizeof err)) {
+		json_object *o = jobj();
+
+		jset(o, "input_tokens", jint(input_tokens(root)));
+		conn_send_json(c, 200, o, NULL);
+		json_object_put(o);
+	} else {
+		conn_send_error(c, 400, "invalid_request_error", err, NULL);
+	}
+	json_object_put(root);
+}
+
+static const struct model {
+	const char *id, *name, *created;
+	long max_input, max_output;
+} MODELS[] = { /* newest first, like the real list */
+	{ "claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z", 200000, 64000 },
+	{ "claude-opus-4-20250514", "Claude Opus 4", "2025-05-22T00:00:00Z", 200000, 32000 },
+	{ "claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z", 200000, 8192 },
+};
+#define NMODELS (sizeof MODELS / sizeof MODELS[0])
+
+static json_object *model_json(const struct model *m)
+{
+	json_object *o = jobj();
+
+	jset(o, "type", jstr("model"));
+	jset(o, "id", jstr(m->id));
+	jset(o, "display_name", jstr(m->name));
+	jset(o, "created_at", jstr(m->created));
+	jset(o, "max_input_tokens", jint(m->max_input));
+	jset(o, "max_tokens", jint(m->max_output));
+	return o;
+}
+
+static void models_list(struct conn *c)
+{
+	json_object *o = jobj(), *data = json_object_new_array();
+
+	if (!auth_ok(c)) {
+		json_object_put(o);
+		json_object_put(data);
+		return;
+	}
+	for (size_t i = 0; i < NMODELS; i++)
+		if (json_object_array_add(data, model_json(&MODELS[i])) != 0)
+			die("out of memory");
+	jset(o, "data", data);
+	jset(o, "has_more", json_object_new_boolean(0));
+	jset(o, "first_id", jstr(MODELS[0].id));
+	jset(o, "last_id", jstr(MODELS[NMODELS - 1].id));
+	conn_send_json(c, 200, o, NULL);
+	json_object_put(o);
+}
+
+static void models_get(struct conn *c, const char *id)
+{
+	char msg[128];
+
+	if (!auth_ok(c))
+		return;
+	for (size_t i = 0; i < NMODELS; i++) {
+		if (strcmp(MODELS[i].id, id) == 0) {
+			json_object *o = model_json(&MODELS[i]);
+
+			conn_send_json(c, 200, o, NULL);
+			json_object_put(o);
+			return;
+		}
+	}
+	snprintf(msg, sizeof msg, "model: %.100s", id);
+	conn_send_error(c, 404, "not_found_error", msg, NULL);
+}
+void api_route(struct conn *c, bool get, bool post)
+{
+	const char *p = c->rq.path;
+
+	if (strcmp(p, "/v1/messages") == 0) {
+		if (post)
+			handle_messages(c);
+		else
+			conn_method_not_allowed(c);
+	} else if (strcmp(p, "/v1/messages/count_tokens") == 0) {
+		if (post)
+			handle_count(c);
+		else
+			conn_method_not_allowed(c);
+	} else if (strcmp(p, "/v1/models") == 0) {
+		if (get)
+			models_list(c);
+		else
+			conn_method_not_allowed(c);
+	} else if (strncmp(p, "/v1/models/", 11) == 0 && p[11] && !strchr(p + 11, '/')) {
+		if (get)
+			models_get(c, p + 11);
+		else
+			conn_method_not_allowed(c);
+	} else {
+		conn_send_error(c, 404, "not_found_error", "Not Found", NULL);
+	}
+}
+

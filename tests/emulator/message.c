@@ -1,0 +1,48 @@
+/* message: see message.h. */
+#include "message.h"
+
+#include <stdlib.h>
+
+json_object *message_usage_json(const struct message *m, long out_tokens, bool tier)
+{
+	json_object *u = jobj();
+
+	jset(u, "input_tokens", jint(m->in_tok));
+	jset(u, "cache_creation_input_tokens", jint(0));
+	jset(u, "cache_read_input_tokens", jint(0));
+	jset(u, "output_tokens", jint(out_tokens));
+	if (tier)
+		jset(u, "service_tier", jstr("standard"));
+	return u;
+}
+
+json_object *message_json(const struct message *m, bool start)
+{
+	json_object *o = jobj(), *content = json_object_new_array();
+
+	jset(o, "id", jstr(m->msg_id));
+	jset(o, "type", jstr("message"));
+	jset(o, "role", jstr("assistant"));
+	jset(o, "model", jstr(m->model));
+	if (!start) {
+		json_object *b = jobj();
+
+		jset(b, "type", jstr("text"));
+		jset(b, "text", json_object_new_string_len(m->text, (int)m->text_len));
+		if (json_object_array_add(content, b) != 0)
+			die("out of memory");
+	}
+	jset(o, "content", content);
+	jset(o, "stop_reason", start ? NULL : jstr(m->stop_reason));
+	jset(o, "stop_sequence", !start && m->stop_seq ? jstr(m->stop_seq) : NULL);
+	jset(o, "usage", message_usage_json(m, start ? 1 : m->out_tok, true));
+	return o;
+}
+
+void message_free(struct message *m)
+{
+	free(m->model);
+	free(m->text);
+	free(m->stop_seq);
+	free(m->doff);
+}

@@ -1,0 +1,31 @@
+/*
+ * message: an answer as the Messages API returns it, the same for a JSON
+ * answer and a stream.  The text is cut into deltas that concatenate to it;
+ * the stop reason, the stop sequence and the token counts come with it.
+ * Owns the Message object's JSON (whole, or as message_start carries it) and
+ * the usage object.  The Messages API module fills a message; the streaming
+ * module plays it.  Depends on util only.
+ */
+#ifndef EMU_MESSAGE_H
+#define EMU_MESSAGE_H
+
+#include "util.h"
+
+struct message {
+	char msg_id[ID_LEN];
+	char *model, *text, *stop_seq; /* owned; stop_seq NULL unless a stop sequence matched */
+	size_t text_len;
+	size_t *doff, ndeltas; /* delta i is text[doff[i] .. doff[i + 1]) */
+	const char *stop_reason; /* a string literal */
+	long in_tok, out_tok;
+};
+
+/* The Message object: complete (start false) or as message_start carries it. */
+json_object *message_json(const struct message *m, bool start);
+
+/* usage with out_tokens; tier adds service_tier, which message_delta leaves out. */
+json_object *message_usage_json(const struct message *m, long out_tokens, bool tier);
+
+void message_free(struct message *m); /* the members, not m */
+
+#endif

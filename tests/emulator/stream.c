@@ -1,0 +1,437 @@
+/* stream: see stream.h. */
+#include "stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+#define SPLIT_GAP_MS 1 /* pause between split pieces */
+
+/* The steps an answer goes through; streams use all, JSON answers SLOW/HEAD/FLUSH. */
+enum phase { PH_SLOW, PH_HEAD, PH_TTFT, PH_DELTA, PH_GAP, PH_TAIL, PH_END, PH_FLUSH, PH_HANG };
+enum ending { END_COMPLETED, END_BROKEN, END_ERRORED, END_CUT, END_ABORTED };
+
+/* An answer to POST /v1/messages that takes time: everything but plain errors. */
+struct job {
+	enum fault fault;
+	long arg;
+	bool stream, started, pieces;
+	enum phase ph;
+	enum ending end_how;
+	long delay_ms, ttft_ms, gap_ms;
+	char id[ID_MAX + 1];
+	unsigned gen;
+	struct message msg;
+	size_t sent; /* deltas out so far */
+	const char *nl;
+	struct buf body; /* JSON answers: the whole body, built up front */
+	struct buf pend; /* drip/split: bytes still to go out piece by piece */
+	unsigned piece_seq;
+};
+
+static bool job_live(const struct job *j)
+{
+	return j->gen == stats.gen;
+}
+
+static struct idstat *job_stat(const struct job *j)
+{
+	return j->id[0] && job_live(j) ? stats_id(j->id, false) : NULL;
+}
+
+static void note_first_delta(const struct job *j)
+{
+	struct idstat *s = job_stat(j);
+
+	if (s) {
+		s->first_delta_at = wall_now();
+		s->has_first = true;
+	}
+}
+
+static void job_free(struct job *j)
+{
+	message_free(&j->msg);
+	buf_free(&j->body);
+	buf_free(&j->pend);
+	free(j);
+}
+
+/* Accounts for how the answer ended and releases it. */
+static void job_end(struct conn *c, enum ending how)
+{
+	struct job *j = c->job;
+	struct idstat *s = job_stat(j);
+
+	if (j->started)
+		stats.active_streams--;
+	if (job_live(j)) {
+		switch (how) {
+		case END_COMPLETED:
+			stats.t.messages_ok++;
+			if (j->stream)
+				stats.t.streams_completed++;
+			if (s)
+				s->completed++;
+			break;
+		case END_ABORTED:
+			if (j->stream)
+				stats.t.streams_aborted++;
+			if (s)
+				s->aborted++;
+			break;
+		case END_CUT:
+			if (j->stream)
+				stats.t.streams_cut++;
+			break;
+		case END_ERRORED:
+			stats.t.streams_errored++;
+			break;
+		case END_BROKEN:
+			break;
+		}
+	}
+	conn_timer_clear(c);
+	job_free(j);
+	c->job = NULL;
+}
+
+/* Body bytes of an answer: queued for piecewise sending (drip/split) or sent now. */
+static void job_emit(struct conn *c, const char *d, size_t n)
+{
+	struct job *j = c->job;
+
+	if (j->pieces)
+		buf_add(&j->pend, d, n);
+	else
+		conn_body(c, j->stream, d, n);
+}
+
+/* One SSE event, with the line ending the fault asks for. */
+static void emit_event(struct conn *c, const char *name, const char *data, size_t n)
+{
+	struct job *j = c->job;
+	struct buf e = { 0 };
+
+	buf_fmt(&e, "event: %s%s", name, j->nl);
+	if (j->fault == F_UNKNOWN_EVENT && strcmp(name, "content_block_delta") == 0)
+		buf_fmt(&e, ": a comment line inside an event%s", j->nl);
+	buf_str(&e, "data: ");
+	buf_add(&e, data, n);
+	buf_str(&e, j->nl);
+	buf_str(&e, j->nl);
+	job_emit(c, e.p, e.len);
+	buf_free(&e);
+}
+
+static void emit_lit(struct conn *c, const char *name, const char *data)
+{
+	emit_event(c, name, data, strlen(data));
+}
+
+static void emit_json(struct conn *c, const char *name, json_object *o) /* consumes o */
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(o, JFLAGS, &n);
+
+	emit_event(c, name, s, n);
+	json_object_put(o);
+}
+
+static void emit_future_event(struct conn *c)
+{
+	emit_lit(c, "future_event",
+		 "{\"type\":\"future_event\",\"note\":\"clients must ignore unknown event types\"}");
+}
+
+static bool wait_ms(struct conn *c, long ms)
+{
+	if (ms <= 0)
+		return false;
+	conn_timer_set(c, ms);
+	return true;
+}
+
+/* cut:N: drop the connection now, without finishing the body. */
+static bool job_cut(struct conn *c)
+{
+	c->st = C_CLOSING;
+	job_end(c, END_CUT);
+	conn_request_done(c);
+	return true;
+}
+
+/* Whether cut:N / error-mid:N is due now (N is capped at the answer length). */
+static bool fault_due(const struct job *j)
+{
+	size_t at;
+
+	if (j->fault != F_CUT && j->fault != F_ERROR_MID)
+		return false;
+	at = (size_t)j->arg < j->msg.ndeltas ? (size_t)j->arg : j->msg.ndeltas;
+	return j->sent == at;
+}
+
+static void stream_head(struct conn *c)
+{
+	static const char *const garbage[] = {
+		"this is not an event stream\n",
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"del\n\n",
+		"data: \xff\xfe not json at all }}}\n\n",
+	};
+	struct job *j = c->job;
+	json_object *start;
+
+	conn_head(c, 200, "text/event-stream; charset=utf-8", -1, NULL);
+	conn_flush(c);
+	j->started = true;
+	stats.active_streams++;
+	if (job_live(j))
+		stats.t.streams_started++;
+	if (j->fault == F_GARBAGE) {
+		for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+			job_emit(c, garbage[i], strlen(garbage[i]));
+		j->end_how = END_BROKEN;
+		return;
+	}
+	start = jobj();
+	jset(start, "type", jstr("message_start"));
+	jset(start, "message", message_json(&j->msg, true));
+	emit_json(c, "message_start", start);
+	emit_lit(c, "content_block_start",
+		 "{\"type\":\"content_block_start\",\"index\":0,"
+		 "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
+	emit_lit(c, "ping", "{\"type\": \"ping\"}");
+	if (j->fault == F_UNKNOWN_EVENT) {
+		static const char comment[] = ": a comment between events\n\n";
+
+		job_emit(c, comment, sizeof comment - 1);
+		emit_future_event(c);
+	}
+}
+
+static bool stream_delta(struct conn *c)
+{
+	struct job *j = c->job;
+	const size_t *doff = j->msg.doff;
+	json_object *o, *d;
+
+	if (fault_due(j)) {
+		if (j->fault == F_CUT)
+			return job_cut(c);
+		emit_lit(c, "error", "{\"type\":\"error\",\"error\":"
+				      "{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
+		j->end_how = END_ERRORED;
+		j->ph = PH_END;
+		return false;
+	}
+	if (j->sent == j->msg.ndeltas) {
+		j->ph = PH_TAIL;
+		return false;
+	}
+	o = jobj();
+	d = jobj();
+	jset(o, "type", jstr("content_block_delta"));
+	jset(o, "index", jint(0));
+	jset(d, "type", jstr("text_delta"));
+	jset(d, "text", json_object_new_string_len(j->msg.text + doff[j->sent],
+						   (int)(doff[j->sent + 1] - doff[j->sent])));
+	jset(o, "delta", d);
+	emit_json(c, "content_block_delta", o);
+	if (j->sent++ == 0)
+		note_first_delta(j);
+	j->ph = PH_GAP;
+	return false;
+}
+
+static void stream_tail(struct conn *c)
+{
+	struct job *j = c->job;
+	json_object *o = jobj(), *d = jobj();
+
+	if (j->fault == F_UNKNOWN_EVENT)
+		emit_future_event(c);
+	emit_lit(c, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
+	jset(d, "stop_reason", jstr(j->msg.stop_reason));
+	jset(d, "stop_sequence", j->msg.stop_seq ? jstr(j->msg.stop_seq) : NULL);
+	jset(o, "type", jstr("message_delta"));
+	jset(o, "delta", d);
+	jset(o, "usage", message_usage_json(&j->msg, j->msg.out_tok, false));
+	emit_json(c, "message_delta", o);
+	emit_lit(c, "message_stop", "{\"type\":\"message_stop\"}");
+	j->end_how = END_COMPLETED;
+}
+
+/* One step of a stream; true when it must wait (timer, flush) or has ended. */
+static bool stream_phase(struct conn *c)
+{
+	struct job *j = c->job;
+
+	switch (j->ph) {
+	case PH_SLOW:
+		j->ph = PH_HEAD;
+		return wait_ms(c, j->fault == F_SLOW_FIRST ? j->arg : 0);
+	case PH_HEAD:
+		stream_head(c);
+		j->ph = j->fault == F_GARBAGE ? PH_END : PH_TTFT;
+		return false;
+	case PH_TTFT:
+		j->ph = PH_DELTA;
+		return wait_ms(c, j->ttft_ms);
+	case PH_DELTA:
+		return stream_delta(c);
+	case PH_GAP:
+		j->ph = PH_DELTA;
+		return wait_ms(c, fault_due(j) || j->sent == j->msg.ndeltas ? 0 : j->delay_ms);
+	case PH_TAIL:
+		stream_tail(c);
+		j->ph = PH_END;
+		return false;
+	case PH_END:
+		/* Reached only once pieces are out, so the terminator really is last. */
+		conn_add(c, "0\r\n\r\n", 5);
+		conn_flush(c);
+		j->ph = PH_FLUSH;
+		return true;
+	case PH_FLUSH:
+	case PH_HANG:
+		return true;
+	}
+	return true;
+}
+
+/* A JSON answer: wait as long as the stream would take, then send it whole. */
+static bool json_phase(struct conn *c)
+{
+	struct job *j = c->job;
+	size_t n;
+
+	switch (j->ph) {
+	case PH_SLOW:
+		j->ph = PH_HEAD;
+		return wait_ms(c, (j->fault == F_SLOW_FIRST ? j->arg : 0) + j->ttft_ms +
+					  (long)j->msg.ndeltas * j->delay_ms);
+	case PH_HEAD:
+		n = buf_pending(&j->body);
+		conn_head(c, 200, "application/json", (long long)n, NULL);
+		if (j->fault == F_CUT) {
+			conn_body(c, false, j->body.p, n / 2);
+			return job_cut(c);
+		}
+		job_emit(c, j->body.p, n);
+		if (j->fault == F_GARBAGE || j->fault == F_TRUNC_JSON) {
+			j->end_how = END_BROKEN;
+		} else {
+			j->end_how = END_COMPLETED;
+			note_first_delta(j);
+		}
+		j->ph = PH_FLUSH;
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* drip: one byte; split: odd sizes, always cutting multi-byte UTF-8 characters. */
+static size_t piece_len(struct job *j, const char *p, size_t n)
+{
+	static const size_t sizes[] = { 1, 3, 7, 13, 29, 61 };
+	size_t want;
+
+	if (j->fault == F_DRIP)
+		return 1;
+	want = sizes[j->piece_seq++ % (sizeof sizes / sizeof sizes[0])];
+	if (want > n)
+		want = n;
+	for (size_t i = 0; i < want; i++)
+		if (((unsigned char)p[i] & 0xC0) == 0xC0) /* a lead byte: end the piece after it */
+			return i + 1;
+	return want;
+}
+
+void stream_step(struct conn *c)
+{
+	for (;;) {
+		struct job *j = c->job;
+
+		if (c->dead || !j)
+			return;
+		if (buf_pending(&j->pend)) {
+			const char *p = j->pend.p + j->pend.off;
+			size_t n = piece_len(j, p, buf_pending(&j->pend));
+
+			conn_body(c, j->stream, p, n);
+			buf_consume(&j->pend, n);
+			if (wait_ms(c, j->gap_ms))
+				return;
+			continue;
+		}
+		if (j->stream ? stream_phase(c) : json_phase(c))
+			return;
+	}
+}
+
+bool stream_finish(struct conn *c)
+{
+	struct job *j = c->job;
+
+	if (!j || j->ph != PH_FLUSH || buf_pending(&j->pend) || buf_pending(&c->out))
+		return false;
+	job_end(c, j->end_how);
+	conn_request_done(c);
+	return true;
+}
+
+void stream_abort(struct conn *c)
+{
+	job_end(c, END_ABORTED);
+}
+
+/* A JSON answer's body, built up front: the Message, or what the fault makes of it. */
+static void json_body(struct job *j)
+{
+	json_object *m;
+	size_t n;
+	const char *s;
+
+	if (j->fault == F_TRUNC_JSON) {
+		buf_str(&j->body, "{\"id\":\"msg_x\",\"type\":\"message\","
+				  "\"content\":[{\"type\":\"text\",\"text\":\"abc");
+		return;
+	}
+	if (j->fault == F_GARBAGE) {
+		buf_str(&j->body, "{\"type\":\"message\",\"content\":[\xff\xfe<<garbage>>");
+		return;
+	}
+	m = message_json(&j->msg, false);
+	s = json_object_to_json_string_length(m, JFLAGS, &n);
+	buf_add(&j->body, s, n);
+	json_object_put(m);
+}
+
+void stream_start(struct conn *c, const struct delivery *d, struct message *m)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	enum fault f = d->fault;
+
+	j->stream = d->stream;
+	j->fault = f;
+	j->arg = d->arg;
+	j->gen = stats.gen;
+	snprintf(j->id, sizeof j->id, "%s", d->id);
+	j->delay_ms = d->delay_ms;
+	j->ttft_ms = d->ttft_ms;
+	j->msg = *m; /* the members are the job's now */
+	memset(m, 0, sizeof *m);
+	j->nl = f == F_CRLF ? "\r\n" : f == F_CR ? "\r" : "\n";
+	j->pieces = f == F_DRIP || f == F_SPLIT;
+	j->gap_ms = f == F_DRIP ? d->arg : SPLIT_GAP_MS;
+	if (!j->stream)
+		json_body(j);
+	j->ph = f == F_HANG ? PH_HANG : PH_SLOW;
+	c->job = j;
+	c->rq.status = f == F_HANG ? 0 : 200;
+	stream_step(c);
+}
