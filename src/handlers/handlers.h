@@ -24,6 +24,12 @@ void handle_chat(struct request *rq);
 /* Shared by the handlers that spend upstream tokens: the cross-site check (403). Returns 0 when the
  * request may go on; otherwise it has already answered. */
 int handlers_check_origin(struct request *rq);
+/* CORS for the origins allowed_origins lists (origin.c): adds Access-Control-Allow-Origin and the
+ * exposed headers to whatever the request is answered with, when it comes from such an origin. */
+void handlers_cors_headers(struct request *rq);
+/* Answers OPTIONS on a known route: a listed origin's preflight gets 204 with the route's methods
+ * and the request headers it asked for; an unlisted origin 403; a plain OPTIONS 204 with Allow. */
+void handlers_preflight(struct request *rq);
 
 /* ---- shared by the API-compatible handlers (api.c) ---- */
 
