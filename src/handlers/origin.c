@@ -80,7 +80,10 @@ void handlers_cors_headers(struct request *rq)
 	if (!origin)
 		return;
 	response_add_header(&rq->resp, "Access-Control-Allow-Origin", origin);
-	response_add_header(&rq->resp, "Vary", "Origin");
+	/* A preflight's answer also depends on what it asked for; one Vary line says it all. */
+	response_add_header(&rq->resp, "Vary", route_method_bit(rq->method) == METHOD_OPTIONS
+		? "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+		: "Origin");
 	/* What the SDKs read besides the body: their retry logic and the request's id. */
 	response_add_header(&rq->resp, "Access-Control-Expose-Headers",
 			    "request-id, x-request-id, retry-after, x-should-retry");
@@ -118,8 +121,6 @@ void handlers_preflight(struct request *rq)
 		if (headers && header_list_ok(headers))
 			response_add_header(&rq->resp, "Access-Control-Allow-Headers", headers);
 		response_add_header(&rq->resp, "Access-Control-Max-Age", "600");
-		response_add_header(&rq->resp, "Vary",
-				    "Access-Control-Request-Method, Access-Control-Request-Headers");
 		response_send(&rq->resp, 204, "text/plain", "", 0);
 	}
 	buf_release(&methods);
