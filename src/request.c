@@ -276,8 +276,8 @@ static int resolve(struct request *rq, unsigned bit)
 		return -1;
 	}
 	/* Browsers send a preflight without credentials or keys: it is answered here, before the
-	 * client-key check, and spends nothing. */
-	if (bit == METHOD_OPTIONS) {
+	 * client-key check, and spends nothing. Any other OPTIONS is a method no route takes. */
+	if (bit == METHOD_OPTIONS && io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_METHOD")) {
 		handlers_preflight(rq);
 		return -1;
 	}

@@ -35,7 +35,7 @@ enum route_method {
 	METHOD_GET = 1 << 0,
 	METHOD_HEAD = 1 << 1,
 	METHOD_POST = 1 << 2,
-	METHOD_OPTIONS = 1 << 3, /* answered by the CORS layer on every route, never in a row */
+	METHOD_OPTIONS = 1 << 3, /* a CORS preflight is answered on every route; never in a row */
 };
 
 enum route_limit {

@@ -27,8 +27,9 @@ int handlers_check_origin(struct request *rq);
 /* CORS for the origins allowed_origins lists (origin.c): adds Access-Control-Allow-Origin and the
  * exposed headers to whatever the request is answered with, when it comes from such an origin. */
 void handlers_cors_headers(struct request *rq);
-/* Answers OPTIONS on a known route: a listed origin's preflight gets 204 with the route's methods
- * and the request headers it asked for; an unlisted origin 403; a plain OPTIONS 204 with Allow. */
+/* Answers a preflight (OPTIONS with Access-Control-Request-Method) on a known route: from a listed
+ * origin 204 with the route's methods and the request headers it asked for; from any other 403;
+ * for a method the route does not take 405. */
 void handlers_preflight(struct request *rq);
 
 /* ---- shared by the API-compatible handlers (api.c) ---- */

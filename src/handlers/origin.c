@@ -106,11 +106,7 @@ void handlers_preflight(struct request *rq)
 	struct buf methods;
 	buf_init(&methods, 64);
 	route_allow(rq->route, &methods);
-	if (!want) {
-		/* A plain OPTIONS, not a browser's preflight: which methods the route takes. */
-		response_add_header(&rq->resp, "Allow", buf_cstr(&methods));
-		response_send(&rq->resp, 204, "text/plain", "", 0);
-	} else if (!cors_origin(rq)) {
+	if (!cors_origin(rq)) {
 		request_fail(rq, ERR_FORBIDDEN,
 			     "Cross-origin requests are not allowed (origin not in allowed_origins)");
 	} else if (!(route_method_bit(want) & rq->route->methods)) {

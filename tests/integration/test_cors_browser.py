@@ -7,7 +7,7 @@ preflighted, the preflight passing client_keys_file without a key), the Anthropi
 API whose request-id, retry-after and x-should-retry the page can read, an error page it can
 read, and an EventSource stream. The same page from an unlisted origin (the page server's second
 port) gets nothing and spends nothing. Raw preflights are checked too: an unlisted origin 403, a
-method the route does not take 405, a plain OPTIONS 204 with Allow, none reaching the upstream.
+method the route does not take 405, a plain OPTIONS 405 as before, none reaching the upstream.
 
 Needs /usr/bin/chromium and node/npm, as test_demo_browser.py (which sets up node_modules)."""
 import hashlib
@@ -84,7 +84,7 @@ def check_raw_preflights(tap, api, listed, emu):
     tap.ok(st == 405 and h.get("allow") == "GET, HEAD", "preflight for a method the route lacks -> 405",
            (st, h, raw[:200]))
     st, h, raw = http("OPTIONS", api + "/stream", None, {})
-    tap.ok(st == 204 and h.get("allow") == "GET, POST", "plain OPTIONS -> 204 with Allow", (st, h))
+    tap.ok(st == 405 and h.get("allow") == "GET, POST", "plain OPTIONS (no preflight) -> 405 with Allow", (st, h))
     st, h, raw = http("OPTIONS", api + "/nope", None, dict(ask, Origin=listed))
     tap.ok(st == 404 and h.get("access-control-allow-origin") == listed,
            "preflight on no route -> 404 (a simple request there gets a readable 404)", (st, h))
