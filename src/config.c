@@ -271,9 +271,9 @@ static const struct opt opts[] = {
 		.help = "largest upstream response or stream event, bytes"),
 	/* routing */
 	KEY(base_path, OPT_STRING, .def = "", .check = check_base_path,
-		.help = "URL path the gateway is mounted at; empty = derive it from each request"),
+		.help = "mount point when the server passes no LLM_FCGI_BASE_PATH; empty = /"),
 	KEY(allowed_origins, OPT_STRING, .def = "", .check = check_line,
-		.help = "browser origins allowed for /stream; empty = the same origin only"),
+		.help = "other browser origins allowed (CORS); empty = the same origin only"),
 	/* process */
 	KEY(workers, OPT_LONG, .min = 0, .max = 10000, .def = "0",
 		.help = "prefork workers; 0 = this process is the one worker"),

@@ -44,8 +44,8 @@ struct config {
 	size_t max_body_bytes_api; /* the API-compatible endpoints under /v1/ */
 	size_t max_response_bytes; /* one upstream response (non-streaming) or one SSE event */
 	/* routing */
-	char *base_path;       /* "" = derive the mount point from the request */
-	char *allowed_origins; /* space- or comma-separated origins allowed for /stream; "" = same origin */
+	char *base_path;       /* the mount point without LLM_FCGI_BASE_PATH; "" = / */
+	char *allowed_origins; /* space- or comma-separated CORS origins; "" = same origin */
 	/* process */
 	long workers;      /* 0 = this process is the one worker (spawn-fcgi -F, mod_fcgid, bin-path) */
 	long max_requests; /* recycle a prefork worker after this many requests; 0 = never */

@@ -252,21 +252,40 @@ static int client_key_ok(struct request *rq)
 	return ok;
 }
 
-static void serve(struct request *rq)
+/* The mount point: what the web server passes with each request (every shipped snippet sets
+ * LLM_FCGI_BASE_PATH), else base_path, else the site root. */
+static const char *mount_point(const struct request *rq)
 {
-	const struct config *cfg = rq->srv->cfg;
-	unsigned bit = route_method_bit(rq->method);
+	const char *p = io_param(rq->io, "LLM_FCGI_BASE_PATH");
+	if (p)
+		return p;
+	return rq->srv->cfg->base_path ? rq->srv->cfg->base_path : "";
+}
+
+/* Finds the route and checks the method. Returns 0 when the request goes on to its handler;
+ * otherwise it has been answered (404, 405, or a CORS preflight). */
+static int resolve(struct request *rq, unsigned bit)
+{
 	if (route_path(io_param(rq->io, "REQUEST_URI"), io_param(rq->io, "SCRIPT_NAME"),
-		       io_param(rq->io, "PATH_INFO"), cfg->base_path, &rq->path) < 0) {
+		       io_param(rq->io, "PATH_INFO"), &rq->path) < 0) {
 		request_fail(rq, ERR_NOT_FOUND, "The request path is too long");
-		return;
+		return -1;
 	}
-	rq->route = route_lookup(buf_cstr(&rq->path));
-	rq->resp.dialect = rq->route ? rq->route->dialect : route_dialect_for(buf_cstr(&rq->path));
+	struct route_match m;
+	rq->route = route_match(buf_cstr(&rq->path), mount_point(rq), &m);
+	rq->resp.dialect = rq->route ? rq->route->dialect : route_dialect_for(m.rest);
 	rq->resp.head_only = bit == METHOD_HEAD;
+	/* Before anything else answers: a page on a listed origin must be able to read errors too. */
+	handlers_cors_headers(rq);
 	if (!rq->route) {
 		request_fail(rq, ERR_NOT_FOUND, NULL);
-		return;
+		return -1;
+	}
+	/* Browsers send a preflight without credentials or keys: it is answered here, before the
+	 * client-key check, and spends nothing. Any other OPTIONS is a method no route takes. */
+	if (bit == METHOD_OPTIONS && io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_METHOD")) {
+		handlers_preflight(rq);
+		return -1;
 	}
 	if (!(rq->route->methods & bit)) {
 		struct buf allow;
@@ -275,8 +294,16 @@ static void serve(struct request *rq)
 		response_add_header(&rq->resp, "Allow", buf_cstr(&allow));
 		buf_release(&allow);
 		request_fail(rq, ERR_METHOD, NULL);
-		return;
+		return -1;
 	}
+	return 0;
+}
+
+static void serve(struct request *rq)
+{
+	const struct config *cfg = rq->srv->cfg;
+	if (resolve(rq, route_method_bit(rq->method)) < 0)
+		return;
 	/* Before the body is read: an unauthenticated client costs no more than its headers. */
 	if (rq->route->api && cfg->client_keys_file && !client_key_ok(rq)) {
 		log_info("client key missing or not listed");

@@ -3,63 +3,82 @@
 #include <string.h>
 
 static const struct route routes[] = {
-	{"/summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
+	{"/summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
 	/* The seed's two names for the same handler: with blocking workers there is no difference
 	 * between its sync and async endpoints (see README, "Concurrency"). */
-	{"/sync-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
-	{"/async-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
-	{"/stream", ROUTE_STREAM, METHOD_GET | METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0},
-	{"/healthz", ROUTE_HEALTHZ, METHOD_GET | METHOD_HEAD, DIALECT_NATIVE, LIMIT_NONE, 0, 0},
+	{"/sync-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
+	{"/async-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
+	{"/stream", ROUTE_STREAM, METHOD_GET | METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
+	{"/healthz", ROUTE_HEALTHZ, METHOD_GET | METHOD_HEAD, DIALECT_NATIVE, LIMIT_NONE, 0, 0,
+	 TAIL_NONE},
 	/* Drop-in API compatibility: the paths the official SDKs call below their base URL. */
-	{"/v1/messages", ROUTE_MESSAGES, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API, 1, 1},
+	{"/v1/messages", ROUTE_MESSAGES, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API, 1, 1, TAIL_NONE},
 	{"/v1/messages/count_tokens", ROUTE_COUNT_TOKENS, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API,
-	 1, 1},
-	{"/v1/models", ROUTE_MODELS, METHOD_GET | METHOD_HEAD, DIALECT_ANTHROPIC, LIMIT_NONE, 0, 1},
-	{"/v1/chat/completions", ROUTE_CHAT, METHOD_POST, DIALECT_OPENAI, LIMIT_API, 1, 1},
+	 1, 1, TAIL_NONE},
+	{"/v1/models", ROUTE_MODELS, METHOD_GET | METHOD_HEAD, DIALECT_ANTHROPIC, LIMIT_NONE, 0, 1,
+	 TAIL_NONE},
+	{"/v1/chat/completions", ROUTE_CHAT, METHOD_POST, DIALECT_OPENAI, LIMIT_API, 1, 1, TAIL_NONE},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-static int ends_with(const char *s, size_t n, const char *suffix)
+int route_path(const char *request_uri, const char *script_name, const char *path_info,
+	       struct buf *out)
 {
-	size_t m = strlen(suffix);
-	return m <= n && memcmp(s + n - m, suffix, m) == 0;
+	if (request_uri && *request_uri)
+		return buf_append(out, request_uri, strcspn(request_uri, "?#"));
+	if (buf_appends(out, script_name ? script_name : "") < 0 ||
+	    buf_appends(out, path_info ? path_info : "") < 0)
+		return -1;
+	return out->len ? 0 : buf_appends(out, "/");
 }
 
-int route_path(const char *request_uri, const char *script_name, const char *path_info,
-	       const char *base_path, struct buf *out)
+/* An id segment names a model or an object: plain characters only, so that "." / "..", escapes
+ * and separators never reach a handler as an id. */
+static int id_ok(const char *s)
 {
-	struct buf full;
-	buf_init(&full, out->max);
-	int rc = -1;
-	if (request_uri && *request_uri) {
-		size_t n = strcspn(request_uri, "?#");
-		if (buf_append(&full, request_uri, n) < 0)
-			goto out;
-	} else if (buf_appends(&full, script_name ? script_name : "") < 0 ||
-		   buf_appends(&full, path_info ? path_info : "") < 0) {
-		goto out;
-	}
-	const char *p = buf_cstr(&full);
-	size_t n = full.len;
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789-_.:@";
+	size_t n = strlen(s);
+	if (n == 0 || strspn(s, allowed) != n)
+		return 0;
+	return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
 
-	if (base_path && *base_path) {
-		size_t b = strlen(base_path);
-		if (n >= b && memcmp(p, base_path, b) == 0 && (p[b] == '/' || p[b] == '\0')) {
-			rc = buf_appends(out, p[b] ? p + b : "/");
-			goto out;
-		}
-		rc = buf_append(out, p, n);
-		goto out;
+static const struct route *match_row(const struct route *r, const char *rest, struct route_match *m)
+{
+	size_t n = strlen(r->path);
+	if (strncmp(rest, r->path, n) != 0)
+		return NULL;
+	if (rest[n] == '\0')
+		return r;
+	if (r->tail == TAIL_ID && rest[n] == '/' && id_ok(rest + n + 1)) {
+		m->id = rest + n + 1;
+		m->id_len = strlen(m->id);
+		return r;
 	}
-	const char *best = NULL;
-	for (size_t i = 0; i < N_ROUTES; i++)
-		if (ends_with(p, n, routes[i].path) && (!best || strlen(routes[i].path) > strlen(best)))
-			best = routes[i].path;
-	rc = best ? buf_appends(out, best) : buf_append(out, n ? p : "/", n ? n : 1);
-out:
-	buf_release(&full);
-	return rc;
+	return NULL;
+}
+
+const struct route *route_match_in(const struct route *rows, size_t n_rows, const char *path,
+				   const char *prefix, struct route_match *m)
+{
+	memset(m, 0, sizeof *m);
+	m->rest = path;
+	size_t b = prefix ? strlen(prefix) : 0;
+	while (b > 0 && prefix[b - 1] == '/')
+		b--;
+	if (strncmp(path, prefix ? prefix : "", b) != 0 || path[b] != '/')
+		return NULL;
+	m->rest = path + b;
+	for (size_t i = 0; i < n_rows && !m->route; i++)
+		m->route = match_row(&rows[i], m->rest, m);
+	return m->route;
+}
+
+const struct route *route_match(const char *path, const char *prefix, struct route_match *m)
+{
+	return route_match_in(routes, N_ROUTES, path, prefix, m);
 }
 
 const struct route *route_lookup(const char *path)
@@ -70,11 +89,17 @@ const struct route *route_lookup(const char *path)
 	return NULL;
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return m <= n && memcmp(s + n - m, suffix, m) == 0;
+}
+
 enum dialect route_dialect_for(const char *path)
 {
-	if (strstr(path, "/v1/chat/") || ends_with(path, strlen(path), "/v1/chat"))
+	if (strstr(path, "/v1/chat/") || ends_with(path, "/v1/chat"))
 		return DIALECT_OPENAI;
-	if (strstr(path, "/v1/") || ends_with(path, strlen(path), "/v1"))
+	if (strstr(path, "/v1/") || ends_with(path, "/v1"))
 		return DIALECT_ANTHROPIC;
 	return DIALECT_NATIVE;
 }
@@ -89,6 +114,8 @@ unsigned route_method_bit(const char *method)
 		return METHOD_HEAD;
 	if (strcmp(method, "POST") == 0)
 		return METHOD_POST;
+	if (strcmp(method, "OPTIONS") == 0)
+		return METHOD_OPTIONS;
 	return 0;
 }
 

@@ -24,6 +24,13 @@ void handle_chat(struct request *rq);
 /* Shared by the handlers that spend upstream tokens: the cross-site check (403). Returns 0 when the
  * request may go on; otherwise it has already answered. */
 int handlers_check_origin(struct request *rq);
+/* CORS for the origins allowed_origins lists (origin.c): adds Access-Control-Allow-Origin and the
+ * exposed headers to whatever the request is answered with, when it comes from such an origin. */
+void handlers_cors_headers(struct request *rq);
+/* Answers a preflight (OPTIONS with Access-Control-Request-Method) on a known route: from a listed
+ * origin 204 with the route's methods and the request headers it asked for; from any other 403;
+ * for a method the route does not take 405. */
+void handlers_preflight(struct request *rq);
 
 /* ---- shared by the API-compatible handlers (api.c) ---- */
 

@@ -61,3 +61,63 @@ int handlers_check_origin(struct request *rq)
 	}
 	return 0;
 }
+
+/* The origin of a browser request from another origin that allowed_origins lists, or NULL. The
+ * same origin needs no CORS headers; "*" echoes the caller's origin, which also works for the
+ * requests browsers would refuse a literal "*" on. */
+static const char *cors_origin(struct request *rq)
+{
+	const char *origin = io_param(rq->io, "HTTP_ORIGIN");
+	const char *allowed = rq->srv->cfg->allowed_origins;
+	if (!origin || !*origin || !allowed || !*allowed || same_origin(rq, origin))
+		return NULL;
+	return listed(allowed, origin) ? origin : NULL;
+}
+
+void handlers_cors_headers(struct request *rq)
+{
+	const char *origin = cors_origin(rq);
+	if (!origin)
+		return;
+	response_add_header(&rq->resp, "Access-Control-Allow-Origin", origin);
+	/* A preflight's answer also depends on what it asked for; one Vary line says it all. */
+	response_add_header(&rq->resp, "Vary", route_method_bit(rq->method) == METHOD_OPTIONS
+		? "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+		: "Origin");
+	/* What the SDKs read besides the body: their retry logic and the request's id. */
+	response_add_header(&rq->resp, "Access-Control-Expose-Headers",
+			    "request-id, x-request-id, retry-after, x-should-retry");
+}
+
+/* Access-Control-Request-Headers is echoed: it must be a list of header names (the SDKs send
+ * their own x-stainless-* names, which change between versions), short enough for one line. */
+static int header_list_ok(const char *s)
+{
+	static const char token[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				    "!#$%&'*+-.^_`|~, \t";
+	size_t n = strlen(s);
+	return n > 0 && n <= 2048 && strspn(s, token) == n;
+}
+
+void handlers_preflight(struct request *rq)
+{
+	const char *want = io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_METHOD");
+	const char *headers = io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
+	struct buf methods;
+	buf_init(&methods, 64);
+	route_allow(rq->route, &methods);
+	if (!cors_origin(rq)) {
+		request_fail(rq, ERR_FORBIDDEN,
+			     "Cross-origin requests are not allowed (origin not in allowed_origins)");
+	} else if (!(route_method_bit(want) & rq->route->methods)) {
+		response_add_header(&rq->resp, "Allow", buf_cstr(&methods));
+		request_fail(rq, ERR_METHOD, NULL);
+	} else {
+		response_add_header(&rq->resp, "Access-Control-Allow-Methods", buf_cstr(&methods));
+		if (headers && header_list_ok(headers))
+			response_add_header(&rq->resp, "Access-Control-Allow-Headers", headers);
+		response_add_header(&rq->resp, "Access-Control-Max-Age", "600");
+		response_send(&rq->resp, 204, "text/plain", "", 0);
+	}
+	buf_release(&methods);
+}

@@ -67,7 +67,8 @@ def main(tap):
             os.chmod(os.path.join(d, "llm-fcgi.cgi"), 0o755)
             servers.copy_with_edits(os.path.join(servers.CONF, "apache", "htaccess-cgi.example"),
                                     os.path.join(d, ".htaccess"),
-                                    [("/home/USER/llm-fcgi.conf", settings.path)])
+                                    [("/home/USER/llm-fcgi.conf", settings.path),
+                                     ("SetEnv LLM_FCGI_BASE_PATH /ai/", "SetEnv LLM_FCGI_BASE_PATH /" + sub)])
             with open(os.path.join(web.docroot, "index.html"), "w") as f:
                 f.write("<p>the site</p>\n")
             where = ".htaccess /%s" % (sub + "/" if sub else "")
