@@ -14,11 +14,7 @@
 #include "jx.h"
 #include "num.h"
 
-/* json-c ownership, once for this module: json_object_new_* and json_tokener_parse_ex return a
- * new reference owned by the caller; json_object_object_add/array_add take over the value's
- * reference; json_object_object_get_ex borrows (no put); json_object_get adds a reference, so a
- * borrowed messages array can be added to our request tree and still belong to its owner after
- * the put on our root. */
+/* json-c ownership: the rules are in jx.h; a borrowed messages array goes in by json_object_get. */
 
 /* Upstream JSON is trusted only as far as it parses: nesting beyond this is not an answer. */
 #define JSON_DEPTH 64
@@ -275,11 +271,6 @@ void anthropic_scrub(char *s, const char *secret)
 		anthropic_scrub_len(s, strlen(s), secret);
 }
 
-static int json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 struct json_object *anthropic_json_parse_strict(const char *s, size_t len)
 {
 	return jscan_parse(s, len, NULL);
@@ -298,7 +289,7 @@ enum anth_max_tokens anthropic_max_tokens(struct json_object *v, long limit, lon
 
 static size_t skip_space(const char *p, size_t i, size_t n)
 {
-	while (i < n && json_space(p[i]))
+	while (i < n && jscan_space((unsigned char)p[i]))
 		i++;
 	return i;
 }
@@ -318,7 +309,7 @@ static size_t skip_value(const char *p, size_t i, size_t n)
 	if (p[i] == '"')
 		return skip_string(p, i, n);
 	if (p[i] != '{' && p[i] != '[') {
-		while (i < n && !json_space(p[i]) && p[i] != ',' && p[i] != '}' && p[i] != ']')
+		while (i < n && !jscan_space((unsigned char)p[i]) && p[i] != ',' && p[i] != '}' && p[i] != ']')
 			i++;
 		return i;
 	}

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "hex.h"
 
 /* libcrypto's SHA-256: a hard dependency already (libcurl and tls.c use OpenSSL), and a
  * maintained, optimised implementation beats a private copy. */
@@ -15,17 +16,6 @@ static void digest(const void *p, size_t n, unsigned char out[CLIENT_KEYS_DIGEST
 	unsigned len = 0;
 	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != CLIENT_KEYS_DIGEST_SIZE)
 		abort(); /* only a broken libcrypto fails here; no key may match then */
-}
-
-static int hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static int is_blank(int c)

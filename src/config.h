@@ -12,9 +12,9 @@
 #include <stdio.h>
 
 #include "client_keys.h"
+#include "log.h" /* enum log_level */
 
 enum when_full { WHEN_FULL_QUEUE = 0, WHEN_FULL_SHED };
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct config {
 	/* upstream */

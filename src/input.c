@@ -8,19 +8,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "jscan.h"
 
-/* json-c ownership, once for this module:
- * - jscan_parse returns a new tree owned by the caller: one json_object_put on its root
- *   frees every node, so parse_json puts it on every path before returning.
- * - json_object_object_get_ex and json_object_array_get_idx borrow: the pointers (and the bytes
- *   json_object_get_string points at) die with the tree, so text is copied out (xstrndup) first.
- *   get_ex yields a NULL value for a JSON null, which fails every json_object_is_type test below
- *   except json_type_null.
- * - in->messages is a separate tree built here from json_object_new_*, never a reference into the
- *   client's tree: only role and content are copied, so unknown keys are not forwarded upstream.
- *   json_object_object_add and json_object_array_add take over the child's reference, so the one
- *   put on in->messages (input_release) frees it all. */
+/* json-c ownership: the rules are in jx.h. Here parse_json puts the client's tree on every path,
+ * so text is copied out (xstrndup) first; in->messages is a separate tree built from
+ * json_object_new_*, never a reference into the client's, so unknown keys are not forwarded
+ * upstream, and the one put on it (input_release) frees it all. */
 
 #define MESSAGES_MAX 1000
 #define MAX_TOKENS_MAX 1000000000L
@@ -99,17 +93,6 @@ int input_utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes the byte at s[*i] ('+', %XX or itself) and moves *i past it; -1 on a bad escape. */
 static int decode_at(const char *s, size_t n, size_t *i)
 {
@@ -124,7 +107,7 @@ static int decode_at(const char *s, size_t n, size_t *i)
 	}
 	if (n - *i < 3)
 		return -1;
-	int hi = hex_value(s[*i + 1]), lo = hex_value(s[*i + 2]);
+	int hi = hex_value((unsigned char)s[*i + 1]), lo = hex_value((unsigned char)s[*i + 2]);
 	if (hi < 0 || lo < 0)
 		return -1;
 	*i += 3;

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "hex.h"
+
 /* Estimated json-c 0.16 heap per node, rounded up from a measurement (malloc's own accounting
  * over 100,000 of each): an object is a json_object and a 16-slot hash table (~790 bytes), a
  * member its key copy and entry, an array a json_object and a 32-slot list (~150), a scalar a
@@ -40,11 +42,6 @@ static int is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-static int is_hex(unsigned char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* p[i] is the opening quote: moves past the closing one. Raw control characters (U+0000 to
  * U+001F) must be escaped in JSON; an unknown escape is an error. */
 static int scan_string(struct scan *s)
@@ -63,7 +60,7 @@ static int scan_string(struct scan *s)
 		unsigned char e = p[i++];
 		if (e == 'u') {
 			for (int k = 0; k < 4; k++, i++)
-				if (i >= n || !is_hex(p[i]))
+				if (i >= n || hex_value(p[i]) < 0)
 					return -1;
 		} else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' &&
 			   e != 'r' && e != 't') {
@@ -222,8 +219,7 @@ enum jscan_result jscan_check(const char *text, size_t len, struct jscan_counts 
 	enum expect x = X_VALUE;
 	enum jscan_result r = JSCAN_OK;
 	for (;;) {
-		while (s.i < len && (s.p[s.i] == ' ' || s.p[s.i] == '\t' || s.p[s.i] == '\n' ||
-				     s.p[s.i] == '\r'))
+		while (s.i < len && jscan_space(s.p[s.i]))
 			s.i++;
 		if (s.i == len) {
 			if (x != X_AFTER || s.depth != 0)

@@ -36,6 +36,12 @@ struct jscan_counts {
 	size_t cost;                              /* the estimated heap cost of the tree */
 };
 
+/* 1 for the four blanks RFC 8259 allows between tokens (c is a byte value). */
+static inline int jscan_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 /* Scans s[0..len). counts may be NULL. */
 enum jscan_result jscan_check(const char *s, size_t len, struct jscan_counts *counts);
 

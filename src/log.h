@@ -7,7 +7,8 @@
 #ifndef LLM_LOG_H
 #define LLM_LOG_H
 
-#include "config.h"
+/* The config key log_level names these (config.c's table); log itself depends on nothing. */
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* path "" or NULL = stderr. Returns 0, or -1 with errno set and the log left as it was. */
 int log_open(const char *path, enum log_level level);

@@ -10,9 +10,7 @@
 #include "jx.h"
 #include "sse.h"
 
-/* json-c ownership here as in anthropic.c: json_object_new_* return a new reference; *_add takes
- * the value's reference over; json_object_object_get_ex borrows; json_object_get adds a
- * reference, which is how borrowed values of the client's tree go into the upstream's. */
+/* json-c ownership: the rules are in jx.h. */
 
 #define ENCODE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 /* The most stop strings OpenAI takes. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 
 struct slot {
@@ -25,13 +26,6 @@ static void on_term(int sig) { got_term = 1; }
 static void on_hup(int sig) { got_hup = 1; }
 static void on_usr1(int sig) { got_usr1 = 1; }
 static void on_chld(int sig) { }
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct pool_shared *pool_shared_new(void)
 {
@@ -153,7 +147,7 @@ static unsigned reap(struct slot *slots, size_t n, unsigned gen, struct pool_sha
 					log_warn("worker %ld killed by signal %d; respawning", (long)pid, WTERMSIG(st));
 				else if (WEXITSTATUS(st) != 0)
 					log_warn("worker %ld exited with %d; respawning", (long)pid, WEXITSTATUS(st));
-				if (now_mono() - slots[i].started < 1.0)
+				if (clock_now() - slots[i].started < 1.0)
 					young++;
 			}
 			slots[i].pid = 0;
@@ -209,7 +203,7 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 			pid_t pid = spawn(ops, shared, i, &old);
 			if (pid < 0)
 				break;
-			slots[i] = (struct slot){.pid = pid, .generation = gen, .started = now_mono()};
+			slots[i] = (struct slot){.pid = pid, .generation = gen, .started = clock_now()};
 		}
 		sigsuspend(&old);
 		if (reap(slots, cap, gen, shared) > 0 && !got_term) {
@@ -241,8 +235,8 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 
 	log_info("pool: stopping; %zu workers get up to %.1f s to finish", live(slots, cap), ops->grace(ops->arg));
 	signal_all(slots, cap, SIGTERM, 0, gen);
-	double until = now_mono() + ops->grace(ops->arg);
-	while (live(slots, cap) > 0 && now_mono() < until) {
+	double until = clock_now() + ops->grace(ops->arg);
+	while (live(slots, cap) > 0 && clock_now() < until) {
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
 		nanosleep(&ts, NULL);
 		reap(slots, cap, gen, shared);

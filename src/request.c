@@ -10,6 +10,7 @@
 
 #include "anthropic.h"
 #include "client_keys.h"
+#include "clock.h"
 #include "handlers/handlers.h"
 #include "pool.h"
 #include "upstream.h"
@@ -22,9 +23,7 @@
 
 double request_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return clock_now();
 }
 
 void server_init(struct server *srv, const struct config *cfg, struct upstream *up)

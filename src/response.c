@@ -93,8 +93,7 @@ int response_json(struct response *r, int status, struct json_object *obj)
 	return response_send(r, status, "application/json", s, len);
 }
 
-/* json-c: json_object_new_* return a new reference; json_object_object_add takes ownership of the
- * value; one json_object_put on the root frees the tree. */
+/* json-c ownership: the rules are in jx.h. */
 static struct json_object *error_body(enum dialect d, const char *type, const char *message)
 {
 	struct json_object *root = json_object_new_object();

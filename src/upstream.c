@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "retry.h"
 #include "tls.h"
@@ -36,13 +37,6 @@ struct upstream {
 	char retry_after_ms[64]; /* raw header values, read once the header block is complete */
 	char retry_after[64];
 };
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int upstream_global_init(void)
 {
@@ -140,10 +134,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 	char tmp[64];
 
 	if (!u->last_byte) {
-		u->last_byte = now_mono();
+		u->last_byte = clock_now();
 		u->res->first_byte_ms = (u->last_byte - u->started) * 1000.0;
 	}
-	u->last_byte = now_mono();
+	u->last_byte = clock_now();
 	/* A new status line (after 100 Continue or a redirect) starts a new header set. */
 	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		const char *sp = memchr(line, ' ', n);
@@ -186,7 +180,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 	struct upstream *u = arg;
 	size_t n = size * nmemb;
 	long status = u->res->h.status;
-	u->last_byte = now_mono();
+	u->last_byte = clock_now();
 	if (status >= 200 && status < 300) {
 		if (u->sink->on_body && u->sink->on_body(u->sink->arg, p, n) != 0) {
 			stop(u, UP_ABORTED);
@@ -312,7 +306,7 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 	u->aborted = 0;
 	u->headers_done = 0;
 	u->last_byte = 0;
-	u->started = now_mono();
+	u->started = clock_now();
 	res->first_byte_ms = -1;
 	memset(&res->h, 0, sizeof res->h);
 	res->h.retry_after = -1;
@@ -348,7 +342,7 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 			break;
 		enum upstream_outcome why;
 		double due = deadline(u, rq->stream, &why);
-		double now = now_mono();
+		double now = clock_now();
 		if (now >= due) {
 			stop(u, why);
 			break;
@@ -416,9 +410,9 @@ static int retryable(const struct upstream_result *res)
 /* Sleeps before a retry, watching the client. Returns 0, or -1 when the client left. */
 static int backoff(const struct upstream_sink *sink, double seconds)
 {
-	double until = now_mono() + seconds;
+	double until = clock_now() + seconds;
 	for (;;) {
-		double left = until - now_mono();
+		double left = until - clock_now();
 		if (left <= 0)
 			return 0;
 		if (sink->on_tick && sink->on_tick(sink->arg) != 0)
