@@ -52,7 +52,8 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
-	b->max = max;
+	/* The NUL needs a byte past the content: max + 1 must not wrap to 0. */
+	b->max = max < (size_t)-1 ? max : (size_t)-1 - 1;
 }
 
 static int buf_reserve(struct buf *b, size_t extra)

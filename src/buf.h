@@ -17,12 +17,6 @@ struct buf {
 	size_t max; /* bytes of content allowed, not counting the terminating NUL */
 };
 
-/* A borrowed view of bytes owned by someone else. */
-struct slice {
-	const char *p;
-	size_t len;
-};
-
 void buf_init(struct buf *b, size_t max);
 /* Returns 0, or -1 (and appends nothing) when the result would exceed b->max. */
 int buf_append(struct buf *b, const void *p, size_t n);
