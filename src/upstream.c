@@ -1,7 +1,6 @@
 #include "upstream.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -34,8 +33,6 @@ struct upstream {
 	enum upstream_outcome abort_reason;
 	int aborted;
 	int headers_done;
-	char retry_after_ms[64]; /* raw header values, read once the header block is complete */
-	char retry_after[64];
 };
 
 int upstream_global_init(void)
@@ -98,79 +95,59 @@ static void stop(struct upstream *u, enum upstream_outcome why)
 	}
 }
 
-/* Header values are copied into fixed fields: a longer value is cut, which is fine for ids and
- * content types we only log or compare by prefix. */
-static void copy_value(char *dst, size_t cap, const char *v, size_t n)
+/* The value of the last header called name in the current response, cut to fit dst (ids and
+ * content types are only logged or compared by prefix); "" when absent. libcurl has stripped the
+ * blanks around it. The last one, as a later header line would have overwritten an earlier. */
+static void header_value(CURL *e, const char *name, char *dst, size_t cap)
 {
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
+	struct curl_header *hd;
+	dst[0] = '\0';
+	if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+		return;
+	if (hd->amount > 1 && curl_easy_header(e, name, hd->amount - 1, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+		return;
+	snprintf(dst, cap, "%s", hd->value);
 }
 
-static int header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
+/* Reads the response's status and the headers we use into res->h, from libcurl's own parse. */
+static void read_headers(struct upstream *u)
 {
-	size_t k = strlen(name);
-	if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return 0;
-	const char *v = line + k + 1;
-	const char *end = line + n;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*value = v;
-	*vlen = (size_t)(end - v);
-	return 1;
+	struct upstream_headers *h = &u->res->h;
+	char ms[64], s[64], retry[64];
+	memset(h, 0, sizeof *h);
+	curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &h->status);
+	header_value(u->easy, "request-id", h->request_id, sizeof h->request_id);
+	header_value(u->easy, "content-type", h->content_type, sizeof h->content_type);
+	header_value(u->easy, "retry-after-ms", ms, sizeof ms);
+	header_value(u->easy, "retry-after", s, sizeof s);
+	h->retry_after = retry_parse_after(ms, s, (double)time(NULL));
+	header_value(u->easy, "x-should-retry", retry, sizeof retry);
+	h->should_retry = strcasecmp(retry, "true") == 0 ? 1 : strcasecmp(retry, "false") == 0 ? 0 : -1;
 }
 
+/* libcurl parses the headers; this callback only marks time and spots the blank line that ends
+ * a header block, after which curl_easy_header has the whole block. */
 static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 {
 	struct upstream *u = arg;
-	struct upstream_headers *h = &u->res->h;
 	size_t n = size * nitems;
-	const char *v;
-	size_t vlen;
-	char tmp[64];
 
-	if (!u->last_byte) {
-		u->last_byte = clock_now();
-		u->res->first_byte_ms = (u->last_byte - u->started) * 1000.0;
-	}
+	if (!u->last_byte)
+		u->res->first_byte_ms = (clock_now() - u->started) * 1000.0;
 	u->last_byte = clock_now();
-	/* A new status line (after 100 Continue or a redirect) starts a new header set. */
-	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-		const char *sp = memchr(line, ' ', n);
-		memset(h, 0, sizeof *h);
-		h->retry_after = -1;
-		h->should_retry = -1;
-		u->retry_after_ms[0] = u->retry_after[0] = '\0';
-		h->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		return n;
-	}
-	if (n <= 2 && (line[0] == '\r' || line[0] == '\n')) {
-		if (h->status < 200)
-			return n; /* an interim response; the real one follows */
-		h->retry_after = retry_parse_after(u->retry_after_ms, u->retry_after, (double)time(NULL));
-		u->headers_done = 1;
-		if (h->status >= 200 && h->status < 300 && u->sink->on_headers &&
-		    u->sink->on_headers(u->sink->arg, h) != 0) {
-			stop(u, UP_ABORTED);
-			return 0;
-		}
-		return n;
-	}
-	if (header_is(line, n, "request-id", &v, &vlen))
-		copy_value(h->request_id, sizeof h->request_id, v, vlen);
-	else if (header_is(line, n, "content-type", &v, &vlen))
-		copy_value(h->content_type, sizeof h->content_type, v, vlen);
-	else if (header_is(line, n, "retry-after-ms", &v, &vlen))
-		copy_value(u->retry_after_ms, sizeof u->retry_after_ms, v, vlen);
-	else if (header_is(line, n, "retry-after", &v, &vlen))
-		copy_value(u->retry_after, sizeof u->retry_after, v, vlen);
-	else if (header_is(line, n, "x-should-retry", &v, &vlen)) {
-		copy_value(tmp, sizeof tmp, v, vlen);
-		h->should_retry = strcasecmp(tmp, "true") == 0 ? 1 : strcasecmp(tmp, "false") == 0 ? 0 : -1;
+	if (u->headers_done || n > 2 || (line[0] != '\r' && line[0] != '\n'))
+		return n; /* a header line, or a trailer after the body */
+	long status = 0;
+	curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200)
+		return n; /* an interim response; the real one follows */
+	read_headers(u);
+	u->headers_done = 1;
+	struct upstream_headers *h = &u->res->h;
+	if (h->status >= 200 && h->status < 300 && u->sink->on_headers &&
+	    u->sink->on_headers(u->sink->arg, h) != 0) {
+		stop(u, UP_ABORTED);
+		return 0;
 	}
 	return n;
 }
@@ -373,6 +350,9 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 	while ((msg = curl_multi_info_read(u->multi, &msgs)))
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == e)
 			rc = msg->data.result;
+	/* A header block cut off still tells the log which status and request-id it carried. */
+	if (!u->headers_done && u->last_byte)
+		read_headers(u);
 	/* Removing an unfinished transfer closes its connection: that is how the upstream stream
 	 * gets cancelled; a finished one goes back to the cache for the next request. */
 	curl_multi_remove_handle(u->multi, e);
