@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,65 +165,93 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-/* s as a JSON string of at most max bytes of s, cut at a character and marked "..." when
- * longer. A byte that is not UTF-8 becomes \u00XX (a JSON parser would reject it raw), so the
- * line stays valid JSON and the byte can still be told. Escaping makes a byte at most 6, which
- * the ACCESS_LINE_MAX budget counts on. */
-static void json_str(struct buf *b, const char *s, size_t max)
+/* A string field of the access line: s cut to at most max of its bytes, at a character, and
+ * marked "..." when longer. A byte that is not UTF-8 becomes the character U+00XX (the byte read
+ * as Latin-1), so the line stays valid UTF-8 JSON (a parser would reject the raw byte) and the
+ * byte can still be told. json-c escapes quotes, backslashes and control characters; a byte takes
+ * at most 6 there, which the ACCESS_LINE_MAX budget counts on. scratch holds the copy. */
+static struct json_object *access_str(const char *s, size_t max, struct buf *scratch)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const char *text = s ? s : "";
+	const unsigned char *p = (const unsigned char *)text, *run = p;
 	size_t used = 0;
-	buf_appendc(b, '"');
+	buf_reset(scratch);
+	/* Runs of good characters are copied whole: most strings are one run, cut or not. */
 	while (*p) {
 		size_t n = utf8_len(p);
-		if (used + (n ? n : 1) > max) {
-			buf_appends(b, "...");
+		if (used + (n ? n : 1) > max)
 			break;
-		}
-		if (n == 0 || *p < 0x20)
-			buf_printf(b, "\\u%04x", *p);
-		else if (*p == '"' || *p == '\\')
-			buf_printf(b, "\\%c", *p);
-		else
-			buf_append(b, (const char *)p, n);
 		used += n ? n : 1;
-		p += n ? n : 1;
+		if (n) {
+			p += n;
+			continue;
+		}
+		const char latin1[2] = {(char)(0xc0 | *p >> 6), (char)(0x80 | (*p & 0x3f))};
+		(void)buf_append(scratch, run, (size_t)(p - run));
+		(void)buf_append(scratch, latin1, 2);
+		run = ++p;
 	}
-	buf_appendc(b, '"');
+	if (run == (const unsigned char *)text && !*p)
+		return json_object_new_string(text); /* clean and whole: no copy needed */
+	(void)buf_append(scratch, run, (size_t)(p - run));
+	if (*p)
+		(void)buf_appends(scratch, "...");
+	return json_object_new_string_len(buf_cstr(scratch), (int)scratch->len);
+}
+
+/* Adds a member whose key is a literal: json-c neither copies it nor looks for a duplicate. */
+static void add(struct json_object *o, const char *key, struct json_object *v)
+{
+	json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT);
+}
+
+/* A duration in milliseconds to a tenth, as "%.1f" (json-c's own doubles print 17 digits). */
+static struct json_object *access_ms(double ms)
+{
+	char t[48];
+	snprintf(t, sizeof t, "%.1f", ms);
+	return json_object_new_double_s(ms, t);
+}
+
+/* The record as a JSON object, fields in the order the access line has always had. */
+static struct json_object *access_json(const struct access_record *a, struct buf *scratch)
+{
+	struct json_object *o = json_object_new_object();
+	add(o, "req", access_str(log_req_id, sizeof log_req_id, scratch));
+	add(o, "method", access_str(a->method, ACCESS_METHOD_MAX, scratch));
+	add(o, "route", access_str(a->route, ACCESS_ROUTE_MAX, scratch));
+	add(o, "status", json_object_new_int(a->status));
+	add(o, "attempts", json_object_new_int(a->attempts));
+	add(o, "ttft_ms", a->ttft_ms >= 0 ? access_ms(a->ttft_ms) : NULL);
+	add(o, "duration_ms", access_ms(a->duration_ms));
+	add(o, "input_tokens", json_object_new_int64(a->input_tokens));
+	add(o, "output_tokens", json_object_new_int64(a->output_tokens));
+	add(o, "flushes", json_object_new_int64(a->flushes));
+	add(o, "delta_flushes", json_object_new_int64(a->delta_flushes));
+	add(o, "cancelled", json_object_new_boolean(a->cancelled));
+	if (a->error)
+		add(o, "error", access_str(a->error, ACCESS_ID_MAX, scratch));
+	if (a->upstream_request_id && *a->upstream_request_id)
+		add(o, "upstream_request_id", access_str(a->upstream_request_id, ACCESS_ID_MAX, scratch));
+	return o;
 }
 
 void log_access(const struct access_record *a)
 {
 	if (!log_enabled(LOG_INFO))
 		return;
-	struct buf line;
+	struct buf line, scratch;
 	buf_init(&line, ACCESS_LINE_MAX);
+	buf_init(&scratch, 2 * ACCESS_ROUTE_MAX + 3);
+	struct json_object *o = access_json(a, &scratch);
+	size_t len;
+	const char *js = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	stamp(&line);
-	buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid());
-	buf_appends(&line, "{\"req\":");
-	json_str(&line, log_req_id, sizeof log_req_id);
-	buf_appends(&line, ",\"method\":");
-	json_str(&line, a->method, ACCESS_METHOD_MAX);
-	buf_appends(&line, ",\"route\":");
-	json_str(&line, a->route, ACCESS_ROUTE_MAX);
-	buf_printf(&line, ",\"status\":%d,\"attempts\":%d", a->status, a->attempts);
-	if (a->ttft_ms >= 0)
-		buf_printf(&line, ",\"ttft_ms\":%.1f", a->ttft_ms);
-	else
-		buf_appends(&line, ",\"ttft_ms\":null");
-	buf_printf(&line, ",\"duration_ms\":%.1f,\"input_tokens\":%ld,\"output_tokens\":%ld",
-		   a->duration_ms, a->input_tokens, a->output_tokens);
-	buf_printf(&line, ",\"flushes\":%u,\"delta_flushes\":%u,\"cancelled\":%s", a->flushes,
-		   a->delta_flushes, a->cancelled ? "true" : "false");
-	if (a->error) {
-		buf_appends(&line, ",\"error\":");
-		json_str(&line, a->error, ACCESS_ID_MAX);
-	}
-	if (a->upstream_request_id && *a->upstream_request_id) {
-		buf_appends(&line, ",\"upstream_request_id\":");
-		json_str(&line, a->upstream_request_id, ACCESS_ID_MAX);
-	}
-	buf_appends(&line, "}");
+	(void)buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid());
+	(void)buf_append(&line, js, len);
 	log_write(&line);
+	json_object_put(o);
+	buf_release(&scratch);
 	buf_release(&line);
 }
