@@ -16,9 +16,8 @@ import os
 import shutil
 import subprocess
 
-from harness import API_KEY, Emulator, Lighttpd, Proc, free_port, http, port_open, run_tests, spawn, wait_for
-import servers
-from servers import SpawnFcgiPool
+from harness import API_KEY, Lighttpd, Managed, PreforkPool, Proc, Stack, free_port, http, port_open, run_tests, \
+    spawn, wait_for
 from streaming import answer
 
 BROWSER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser")
@@ -27,7 +26,7 @@ CLIENT_KEY = "client-key"
 PAGE = "<!doctype html><title>another site</title><p>A page on another origin.</p>\n"
 
 
-class PageServer:
+class PageServer(Managed):
     """A static lighttpd on two ports: two origins serving the same page."""
 
     def __init__(self, tmp):
@@ -130,19 +129,18 @@ def check_page(tap, res, listed, emu, tag):
 def main(tap):
     if not prerequisites(tap):
         return
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    keys = os.path.join(tmp, "client-keys")
-    with open(keys, "w") as f:
-        f.write("%s  page\n" % hashlib.sha256(CLIENT_KEY.encode()).hexdigest())
-    os.chmod(keys, 0o600)
-    pages = PageServer(tmp)
-    listed = pages.origins[0]
-    pool = SpawnFcgiPool(tmp, emu.url, workers=3, settings={
-        "max_retries": 0, "allowed_origins": listed, "client_keys_file": keys})
-    web = Lighttpd(tmp, pool.sock, prefix="/ai/")
-    api = web.url + "/ai"
-    try:
+    with Stack(web=None, pool=None) as s:
+        emu = s.emu
+        keys = os.path.join(s.tmp, "client-keys")
+        with open(keys, "w") as f:
+            f.write("%s  page\n" % hashlib.sha256(CLIENT_KEY.encode()).hexdigest())
+        os.chmod(keys, 0o600)
+        pages = s.add(PageServer(s.tmp))
+        listed = pages.origins[0]
+        pool = s.add(PreforkPool(s.tmp, emu.url, workers=3, settings={
+            "max_retries": 0, "allowed_origins": listed, "client_keys_file": keys}, config=None))
+        web = s.add(Lighttpd(s.tmp, pool.sock, prefix="/ai/"))
+        api = web.base
         check_raw_preflights(tap, api, listed, emu)
         tag = "cors"
         out = subprocess.run(["node", os.path.join(BROWSER_DIR, "cors.mjs"), listed + "/",
@@ -158,12 +156,6 @@ def main(tap):
         sent = (emu.stats(tag + "-listed-messages").get("last_request") or {}).get("headers", {})
         tap.ok(sent.get("x-api-key") == API_KEY and not any(k.startswith("x-stainless") for k in sent),
                "upstream got the gateway's key, not the page's headers", sorted(sent))
-    finally:
-        web.stop()
-        pool.stop()
-        pages.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
 
 
 run_tests(main)
