@@ -845,6 +845,29 @@ def basic(user, password):
     return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()}
 
 
+# ---------------------------------------------------------------- a real browser
+
+BROWSER_DIR = os.path.join(HERE, "browser")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def browser_prerequisites(tap):
+    """Chromium, node, and playwright-core in browser/node_modules (npm ci on the first run)."""
+    missing = [what for what, ok in (("/usr/bin/chromium", os.access(CHROMIUM, os.X_OK)),
+                                     ("node", shutil.which("node")), ("npm", shutil.which("npm")))
+               if not ok]
+    if not tap.ok(not missing, "chromium, node and npm are installed",
+                  "missing: %s (scripts/install-deps test installs them)" % " ".join(missing)):
+        return False
+    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR,
+                             capture_output=True, text=True, timeout=300)
+        if not tap.ok(out.returncode == 0, "npm ci in tests/integration/browser",
+                      out.stdout[-2000:] + out.stderr[-2000:]):
+            return False
+    return True
+
+
 # ---------------------------------------------------------------- checks every deployment runs
 
 def expected_answer(text, words=20):

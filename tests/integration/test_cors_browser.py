@@ -13,15 +13,12 @@ Needs /usr/bin/chromium and node/npm, as test_demo_browser.py (which sets up nod
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
-from harness import API_KEY, Lighttpd, Managed, PreforkPool, Proc, Stack, free_port, http, port_open, run_tests, \
-    spawn, wait_for
+from harness import (API_KEY, BROWSER_DIR, Lighttpd, Managed, PreforkPool, Proc, Stack, browser_prerequisites, free_port,
+                     http, port_open, run_tests, spawn, wait_for)
 from streaming import answer
 
-BROWSER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser")
-CHROMIUM = "/usr/bin/chromium"
 CLIENT_KEY = "client-key"
 PAGE = "<!doctype html><title>another site</title><p>A page on another origin.</p>\n"
 
@@ -47,23 +44,6 @@ class PageServer(Managed):
 
     def stop(self):
         Proc.stop(self.proc.pid)
-
-
-def prerequisites(tap):
-    """As test_demo_browser.py: Chromium, node, and playwright-core in browser/node_modules."""
-    missing = [what for what, ok in (("/usr/bin/chromium", os.access(CHROMIUM, os.X_OK)),
-                                     ("node", shutil.which("node")), ("npm", shutil.which("npm")))
-               if not ok]
-    if not tap.ok(not missing, "chromium, node and npm are installed",
-                  "missing: %s (scripts/install-deps test installs them)" % " ".join(missing)):
-        return False
-    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR,
-                             capture_output=True, text=True, timeout=300)
-        if not tap.ok(out.returncode == 0, "npm ci in tests/integration/browser",
-                      out.stdout[-2000:] + out.stderr[-2000:]):
-            return False
-    return True
 
 
 def check_raw_preflights(tap, api, listed, emu):
@@ -127,7 +107,7 @@ def check_page(tap, res, listed, emu, tag):
 
 
 def main(tap):
-    if not prerequisites(tap):
+    if not browser_prerequisites(tap):
         return
     with Stack(web=None, pool=None) as s:
         emu = s.emu

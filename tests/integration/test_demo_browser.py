@@ -9,14 +9,10 @@ fetches playwright-core with `npm ci` into tests/integration/browser/node_module
 LLM_KEEP_TMP=1 keeps the temp directory, with the screenshot (demo.png) and demo.json."""
 import json
 import os
-import shutil
 import subprocess
 
-from harness import SLOW, SRCDIR, Lighttpd, Stack, http, run_tests
+from harness import BROWSER_DIR, SLOW, SRCDIR, Lighttpd, Stack, browser_prerequisites, http, run_tests
 from streaming import answer
-
-BROWSER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser")
-CHROMIUM = "/usr/bin/chromium"
 
 
 def demo_lighttpd(stack):
@@ -25,28 +21,12 @@ def demo_lighttpd(stack):
                     values={"WWW": os.path.join(SRCDIR, "www"), "BIND": "127.0.0.1"})
 
 
-def prerequisites(tap):
-    missing = [what for what, ok in (("/usr/bin/chromium", os.access(CHROMIUM, os.X_OK)),
-                                     ("node", shutil.which("node")), ("npm", shutil.which("npm")))
-               if not ok]
-    if not tap.ok(not missing, "chromium, node and npm are installed",
-                  "missing: %s (scripts/install-deps test installs them)" % " ".join(missing)):
-        return False
-    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR,
-                             capture_output=True, text=True, timeout=300)
-        if not tap.ok(out.returncode == 0, "npm ci in tests/integration/browser",
-                      out.stdout[-2000:] + out.stderr[-2000:]):
-            return False
-    return True
-
-
 def texts(states):
     return [s["text"] for s in states]
 
 
 def main(tap):
-    if not prerequisites(tap):
+    if not browser_prerequisites(tap):
         return
     with Stack(web=demo_lighttpd, workers=2, settings={"max_retries": 0}) as s:
             st, h, body = http("GET", s.base + "/")
