@@ -185,17 +185,20 @@ def read_response(s, timeout=10.0):
     return resp
 
 
-def request(sock_path, params, stdin=b"", timeout=10.0, stdin_eof=True, raw=None):
+def request(addr, params, stdin=b"", timeout=10.0, stdin_eof=True, raw=None, source=None):
     """Sends one request on a new connection and reads the answer. Returns a Response (status,
-    headers, body). stdin_eof=False: the empty STDIN record is never sent. raw: the request's
-    bytes as encode_request made them (params and stdin are then ignored). Raises FcgiTimeout."""
+    headers, body). addr: a Unix socket's path, or (host, port) for TCP, from the address source
+    when given. stdin_eof=False: the empty STDIN record is never sent. raw: the request's bytes
+    as encode_request made them (params and stdin are then ignored). Raises FcgiTimeout."""
     data = raw if raw is not None else encode_request(params, stdin, stdin_eof)
     t0 = time.time()
     deadline = t0 + timeout
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
-        s.connect(sock_path)
+        if source:
+            s.bind((source, 0))
+        s.connect(addr)
         try:
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):

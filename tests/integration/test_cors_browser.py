@@ -13,21 +13,17 @@ Needs /usr/bin/chromium and node/npm, as test_demo_browser.py (which sets up nod
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 
-from harness import API_KEY, Emulator, Lighttpd, Proc, free_port, http, port_open, run_tests, spawn, wait_for
-import servers
-from servers import SpawnFcgiPool
+from harness import (API_KEY, BROWSER_DIR, Lighttpd, Managed, PreforkPool, Proc, Stack, browser_prerequisites, free_port,
+                     http, port_open, run_tests, spawn, wait_for)
 from streaming import answer
 
-BROWSER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser")
-CHROMIUM = "/usr/bin/chromium"
 CLIENT_KEY = "client-key"
 PAGE = "<!doctype html><title>another site</title><p>A page on another origin.</p>\n"
 
 
-class PageServer:
+class PageServer(Managed):
     """A static lighttpd on two ports: two origins serving the same page."""
 
     def __init__(self, tmp):
@@ -48,23 +44,6 @@ class PageServer:
 
     def stop(self):
         Proc.stop(self.proc.pid)
-
-
-def prerequisites(tap):
-    """As test_demo_browser.py: Chromium, node, and playwright-core in browser/node_modules."""
-    missing = [what for what, ok in (("/usr/bin/chromium", os.access(CHROMIUM, os.X_OK)),
-                                     ("node", shutil.which("node")), ("npm", shutil.which("npm")))
-               if not ok]
-    if not tap.ok(not missing, "chromium, node and npm are installed",
-                  "missing: %s (scripts/install-deps test installs them)" % " ".join(missing)):
-        return False
-    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        out = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR,
-                             capture_output=True, text=True, timeout=300)
-        if not tap.ok(out.returncode == 0, "npm ci in tests/integration/browser",
-                      out.stdout[-2000:] + out.stderr[-2000:]):
-            return False
-    return True
 
 
 def check_raw_preflights(tap, api, listed, emu):
@@ -128,21 +107,20 @@ def check_page(tap, res, listed, emu, tag):
 
 
 def main(tap):
-    if not prerequisites(tap):
+    if not browser_prerequisites(tap):
         return
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    keys = os.path.join(tmp, "client-keys")
-    with open(keys, "w") as f:
-        f.write("%s  page\n" % hashlib.sha256(CLIENT_KEY.encode()).hexdigest())
-    os.chmod(keys, 0o600)
-    pages = PageServer(tmp)
-    listed = pages.origins[0]
-    pool = SpawnFcgiPool(tmp, emu.url, workers=3, settings={
-        "max_retries": 0, "allowed_origins": listed, "client_keys_file": keys})
-    web = Lighttpd(tmp, pool.sock, prefix="/ai/")
-    api = web.url + "/ai"
-    try:
+    with Stack(web=None, pool=None) as s:
+        emu = s.emu
+        keys = os.path.join(s.tmp, "client-keys")
+        with open(keys, "w") as f:
+            f.write("%s  page\n" % hashlib.sha256(CLIENT_KEY.encode()).hexdigest())
+        os.chmod(keys, 0o600)
+        pages = s.add(PageServer(s.tmp))
+        listed = pages.origins[0]
+        pool = s.add(PreforkPool(s.tmp, emu.url, workers=3, settings={
+            "max_retries": 0, "allowed_origins": listed, "client_keys_file": keys}, config=None))
+        web = s.add(Lighttpd(s.tmp, pool.sock, prefix="/ai/"))
+        api = web.base
         check_raw_preflights(tap, api, listed, emu)
         tag = "cors"
         out = subprocess.run(["node", os.path.join(BROWSER_DIR, "cors.mjs"), listed + "/",
@@ -158,12 +136,6 @@ def main(tap):
         sent = (emu.stats(tag + "-listed-messages").get("last_request") or {}).get("headers", {})
         tap.ok(sent.get("x-api-key") == API_KEY and not any(k.startswith("x-stainless") for k in sent),
                "upstream got the gateway's key, not the page's headers", sorted(sent))
-    finally:
-        web.stop()
-        pool.stop()
-        pages.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
 
 
 run_tests(main)

@@ -3,39 +3,24 @@
 naming the prefork pool's socket, at the site root and under /ai/. Sync, text and SSE streams
 delta by delta (one flush per delta, byte-exact), 404/405, /healthz, a same-origin browser
 request on a non-default port, GET with nginx's CONTENT_LENGTH "", and the body limit."""
-from harness import Emulator, run_tests
-import servers
+import harness
 import streaming
-from servers import SpawnFcgiPool, Nginx
+from harness import Nginx, Stack, run_tests
 
 
 def main(tap):
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    pool = SpawnFcgiPool(tmp, emu.url, workers=2, settings={"max_retries": 0})
-    try:
+    with Stack(web=None, pool="prefork", config=None, settings={"max_retries": 0}) as s:
         for prefix in ("/", "/ai/"):
-            web = Nginx(tmp, ["unix:" + pool.sock], prefix)
-            base = web.url + prefix.rstrip("/")
-            where = "nginx %s" % prefix
-            tag = "ng" + prefix.replace("/", "_")
-            try:
-                servers.check_sync(tap, where, base, emu, tag + "sync")
-                servers.check_errors(tap, where, base, emu)
-                servers.check_healthz(tap, where, base, workers=2)
-                streaming.check_text_stream(tap, where, base, pool, tag + "text")
+            with Nginx(s.tmp, ["unix:" + s.pool.sock], prefix) as web:
+                where, tag = "nginx %s" % prefix, "ng" + prefix.replace("/", "_")
+                harness.check_basics(tap, where, web.base, s.emu, tag + "sync", workers=2)
+                streaming.check_text_stream(tap, where, web.base, s.pool, tag + "text")
                 # GET /stream (EventSource): nginx passes CONTENT_LENGTH "" on a GET.
-                streaming.check_sse_stream(tap, where + (" GET" if prefix == "/" else ""), base, pool, tag + "sse",
-                                           get=prefix == "/")
-                servers.check_same_origin(tap, where, base)
+                streaming.check_sse_stream(tap, where + (" GET" if prefix == "/" else ""), web.base, s.pool,
+                                           tag + "sse", get=prefix == "/")
+                harness.check_same_origin(tap, where, web.base)
                 if prefix == "/":
-                    servers.big_body_check(tap, where, base, emu, tag + "big")
-            finally:
-                web.stop()
-    finally:
-        pool.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
+                    harness.big_body_check(tap, where, web.base, s.emu, tag + "big")
 
 
 run_tests(main)

@@ -6,10 +6,9 @@ flush per delta), 404/405, /healthz busy/total, and a killed worker replaced by 
 import os
 import signal
 
-from harness import Emulator, Lighttpd, Stream, http_json, marker, q, run_tests, wait_for
-import servers
+import harness
 import streaming
-from servers import SpawnFcgiPool
+from harness import Lighttpd, PreforkPool, Stack, Stream, http_json, marker, q, run_tests, wait_for
 
 
 def busy(base):
@@ -19,7 +18,6 @@ def busy(base):
 def check_busy(tap, where, base):
     """/healthz counts itself as busy; a stream in flight is one more. (A worker counts as busy
     until its FastCGI connection is closed, a moment after the client has the answer.)"""
-    servers.check_healthz(tap, where, base, workers=3)
     w = wait_for(lambda: (lambda w: w if w.get("busy") == 1 else None)(busy(base)), timeout=5,
                  what="an idle pool")
     tap.eq(w, {"busy": 1, "total": 3}, "%s: idle pool: busy 1 of 3 (the /healthz request itself)" % where)
@@ -32,37 +30,26 @@ def check_busy(tap, where, base):
 
 
 def main(tap):
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    pool = SpawnFcgiPool(tmp, emu.url, workers=3, settings={"max_retries": 0}, mode="0660")
-    try:
-        tap.eq(len(pool.worker_pids()), 3, "spawn-fcgi -n -- llm-fcgi -c 3: one supervisor, three workers")
+    with Stack(web=None, pool=None) as s:
+        pool = s.add(PreforkPool(s.tmp, s.emu.url, workers=3, settings={"max_retries": 0}, mode="0660",
+                                  config=None))
+        tap.eq(len(pool.pids()), 3, "spawn-fcgi -n -- llm-fcgi -c 3: one supervisor, three workers")
         for prefix in ("/", "/ai/"):
-            web = Lighttpd(tmp, pool.sock, prefix=prefix)
-            base = web.url + prefix.rstrip("/")
-            where = "lighttpd+prefork %s" % prefix
-            tag = "pf" + prefix.replace("/", "_")
-            try:
-                servers.check_sync(tap, where, base, emu, tag + "sync")
-                servers.check_errors(tap, where, base, emu)
-                check_busy(tap, where, base)
-                streaming.check_text_stream(tap, where, base, pool, tag + "text")
-                streaming.check_sse_stream(tap, where, base, pool, tag + "sse")
-                servers.check_same_origin(tap, where, base)
+            with Lighttpd(s.tmp, pool.sock, prefix=prefix) as web:
+                where, tag = "lighttpd+prefork %s" % prefix, "pf" + prefix.replace("/", "_")
+                harness.check_basics(tap, where, web.base, s.emu, tag + "sync", workers=3)
+                check_busy(tap, where, web.base)
+                streaming.check_text_stream(tap, where, web.base, pool, tag + "text")
+                streaming.check_sse_stream(tap, where, web.base, pool, tag + "sse")
+                harness.check_same_origin(tap, where, web.base)
                 if prefix == "/":
-                    servers.big_body_check(tap, where, base, emu, tag + "big")
-                    victim = pool.worker_pids()[0]
+                    harness.big_body_check(tap, where, web.base, s.emu, tag + "big")
+                    victim = pool.pids()[0]
                     os.kill(victim, signal.SIGKILL)
-                    wait_for(lambda: victim not in pool.worker_pids() and len(pool.worker_pids()) == 3,
+                    wait_for(lambda: victim not in pool.pids() and len(pool.pids()) == 3,
                              timeout=10, what="a replacement worker")
                     tap.ok(True, "%s: a worker killed with SIGKILL is replaced by the supervisor" % where)
-                    servers.check_sync(tap, where + " after the kill", base, emu, tag + "sync2")
-            finally:
-                web.stop()
-    finally:
-        pool.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
+                    harness.check_sync(tap, where + " after the kill", web.base, s.emu, tag + "sync2")
 
 
 run_tests(main)

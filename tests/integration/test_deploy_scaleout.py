@@ -9,18 +9,58 @@ and the few in flight on the killed one are counted; once the pool is back it ge
 again. The pools accept FastCGI only from the web server's address (FCGI_WEB_SERVER_ADDRS)."""
 import json
 import os
+import threading
 import time
 
-from harness import Emulator, free_port, http_json, run_tests, wait_for
-import servers
-from servers import ApacheSite, LighttpdSite, Nginx, SpawnFcgiPool, Traffic
+import fcgi_client as fc
+import harness
+from harness import (Apache, Lighttpd, Nginx, PreforkPool, Stack, expected_answer, free_port, http_json, marker,
+                     run_tests, wait_for)
 
 HOSTS = ("127.0.0.2", "127.0.0.3")
 
 
+class Traffic:
+    """Threads sending /summarize requests back to back; each result is (start, end, status,
+    ok, body start, emulator id), ok meaning a 200 with the right summary."""
+
+    def __init__(self, base, threads=4, words=4, delay_ms=60, tag="tr"):
+        self.base = base
+        self.results = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.words, self.delay_ms, self.tag = words, delay_ms, tag
+        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self, i):
+        n = 0
+        while self.running:
+            n += 1
+            rid = "%s-%d-%d" % (self.tag, i, n)
+            text = marker(rid, words=self.words, delay=self.delay_ms) + " w%d x%d" % (i, n)
+            t0 = time.time()
+            raw = b""
+            try:
+                st, _, js, raw = http_json("POST", self.base + "/summarize", json.dumps({"text": text}),
+                                           {"Content-Type": "application/json"})
+                ok = st == 200 and js.get("summary") == expected_answer(text, self.words)
+            except Exception as e:  # noqa: BLE001 - a failed request is a result
+                st, ok = repr(e), False
+            with self.lock:
+                self.results.append((t0, time.time(), st, ok, raw[:120], rid))
+
+    def stop(self):
+        self.running = False
+        for t in self.threads:
+            t.join(30)
+        return sorted(self.results)
+
+
 def start_pool(tmp, emu, i, port):
-    return SpawnFcgiPool(tmp, emu.url, workers=2, settings={"max_retries": 0}, name="pool%d" % i,
-                         tcp=(HOSTS[i], port), env_extra={"FCGI_WEB_SERVER_ADDRS": "127.0.0.1"})
+    return PreforkPool(tmp, emu.url, workers=2, settings={"max_retries": 0}, name="pool%d" % i, config=None,
+                       tcp=(HOSTS[i], port), env_extra={"FCGI_WEB_SERVER_ADDRS": "127.0.0.1"})
 
 
 def served(pool):
@@ -75,54 +115,41 @@ def check_failover(tap, where, base, emu, pools, restart, recovery_s):
            % (where, time.time() - t0))
 
 
-def main(tap):
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    ports = [free_port(h) for h in HOSTS]
-    pools = [start_pool(tmp, emu, i, ports[i]) for i in range(2)]
+def check_source_address(tap, port):
+    """The pools answer FastCGI from the web server's address only."""
+    ok = fc.request((HOSTS[0], port), fc.cgi_params("GET", "/healthz"), timeout=5, source="127.0.0.1")
+    tap.ok(b'"status":"ok"' in ok.body, "a pool answers FastCGI from 127.0.0.1 (FCGI_WEB_SERVER_ADDRS)", ok)
+    bad = fc.request((HOSTS[0], port), fc.cgi_params("GET", "/healthz"), timeout=5, source="127.0.0.5")
+    tap.eq(bad.stdout, b"", "... and closes a connection from any other address (127.0.0.5) unanswered")
 
-    def restart():
-        return start_pool(tmp, emu, 0, ports[0])
-    try:
-        # The pools answer FastCGI from the web server's address only.
-        ok = servers.fastcgi_request(HOSTS[0], ports[0], {"REQUEST_METHOD": "GET", "REQUEST_URI": "/healthz"},
-                                     source="127.0.0.1")
-        tap.ok(b'"status":"ok"' in ok, "a pool answers FastCGI from 127.0.0.1 (FCGI_WEB_SERVER_ADDRS)", ok[:200])
-        bad = servers.fastcgi_request(HOSTS[0], ports[0], {"REQUEST_METHOD": "GET", "REQUEST_URI": "/healthz"},
-                                      source="127.0.0.5")
-        tap.eq(bad, b"", "... and closes a connection from any other address (127.0.0.5) unanswered")
+
+def main(tap):
+    with Stack(web=None, pool=None) as s:
+        tmp, emu = s.tmp, s.emu
+        ports = [free_port(h) for h in HOSTS]
+        pools = [s.add(start_pool(tmp, emu, i, ports[i])) for i in range(2)]
+
+        def restart():
+            return s.add(start_pool(tmp, emu, 0, ports[0]))
+        check_source_address(tap, ports[0])
 
         members = [("10.0.0.2:9000", "%s:%d" % (HOSTS[0], ports[0])), ("10.0.0.3:9000", "%s:%d" % (HOSTS[1], ports[1]))]
         edits = [('"host" => "%s", "port" => 9000' % m.split(":")[0],
                   '"host" => "%s", "port" => %s' % tuple(h.split(":"))) for m, h in members]
-        conf = servers.copy_with_edits(os.path.join(servers.CONF, "lighttpd", "llm-fcgi-hosts.conf"),
+        conf = harness.copy_with_edits(os.path.join(harness.CONF, "lighttpd", "llm-fcgi-hosts.conf"),
                                        os.path.join(tmp, "llm-fcgi-hosts.conf"), edits)
-        web = LighttpdSite(tmp, "lighttpd-hosts.conf.in", "/ai/", "", {"HOSTS_CONF": conf})
-        try:
-            check_failover(tap, "lighttpd host list /ai/", web.url + "/ai", emu, pools, restart, 5)
-        finally:
-            web.stop()
+        with Lighttpd(tmp, "", "/ai/", "lighttpd-hosts.conf.in", {"HOSTS_CONF": conf}) as web:
+            check_failover(tap, "lighttpd host list /ai/", web.base, emu, pools, restart, 5)
 
-        conf = servers.copy_with_edits(os.path.join(servers.CONF, "apache", "llm-fcgi-balancer.conf"),
+        conf = harness.copy_with_edits(os.path.join(harness.CONF, "apache", "llm-fcgi-balancer.conf"),
                                        os.path.join(tmp, "llm-fcgi-balancer.conf"),
                                        [("fcgi://" + m, "fcgi://" + h) for m, h in members])
-        web = ApacheSite(tmp, ["proxy", "proxy_fcgi", "proxy_balancer", "slotmem_shm", "lbmethod_bybusyness",
-                               "headers"], "Define LLM_FCGI_PREFIX /\nInclude %s\n" % conf)
-        try:
+        with Apache(tmp, ["proxy", "proxy_fcgi", "proxy_balancer", "slotmem_shm", "lbmethod_bybusyness", "headers"],
+                    {"LLM_FCGI_PREFIX": "/"}, [conf]) as web:
             check_failover(tap, "Apache balancer /", web.url, emu, pools, restart, 5)
-        finally:
-            web.stop()
 
-        web = Nginx(tmp, ["%s fail_timeout=5s" % h for _, h in members], "/")
-        try:
+        with Nginx(tmp, ["%s fail_timeout=5s" % h for _, h in members], "/") as web:
             check_failover(tap, "nginx upstream /", web.url, emu, pools, restart, 5)
-        finally:
-            web.stop()
-    finally:
-        for p in pools:
-            p.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
 
 
 run_tests(main)

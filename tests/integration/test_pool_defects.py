@@ -8,16 +8,13 @@
    client_read_timeout, and the worker serves the next request."""
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
-import tempfile
 import time
 
 import fcgi_client as fc
-from harness import (API_KEY, LLM_FCGI, WRAP, Emulator, PreforkPool, clean_env, marker, run_tests,
-                     spawn, sse_events, wait_for)
+from harness import PreforkPool, Stack, marker, run_tests, sse_events, wait_for
 
 J = "application/json"
 
@@ -51,27 +48,6 @@ def closed_within(c, timeout):
         return False
     except OSError:
         return True
-
-
-class FilePool(PreforkPool):
-    """The prefork pool sized by its configuration file alone (no -c), as a reload may change."""
-
-    def __init__(self, tmp, upstream, config, settings=None, name="filepool", expect=2):
-        self.tmp = tmp
-        self.sock = os.path.join(tmp, name + ".sock")
-        self.log_file = os.path.join(tmp, name + ".log")
-        self.config = os.path.join(tmp, name + ".conf")
-        self.write_config(config)
-        env = {"ANTHROPIC_BASE_URL": upstream, "ANTHROPIC_API_KEY": API_KEY,
-               "LLM_FCGI_LOG_FILE": self.log_file, "LLM_FCGI_LOG_LEVEL": "debug"}
-        for k, v in (settings or {}).items():
-            env["LLM_FCGI_" + k.upper()] = str(v)
-        self.env = clean_env(env)
-        self.proc = spawn(["spawn-fcgi", "-s", self.sock, "-M", "0666", "-n", "--"] + WRAP +
-                          [LLM_FCGI, "-f", self.config], env=self.env,
-                          log=os.path.join(tmp, name + ".out"))
-        wait_for(lambda: len(self.pids()) == expect and os.path.exists(self.sock),
-                 what="%d prefork workers" % expect)
 
 
 def check_phantom_busy(tap, tmp, emu):
@@ -195,7 +171,8 @@ def check_reload_in_flight(tap, tmp, emu):
 
 def check_reload_zero(tap, tmp, emu):
     """Item 8: a reload to workers = 0 is refused; the old generation keeps serving."""
-    pool = FilePool(tmp, emu.url, "workers = 2\nmodel = model-a\n", settings={"max_retries": 0})
+    pool = PreforkPool(tmp, emu.url, workers=None, config="workers = 2\nmodel = model-a\n",
+                       settings={"max_retries": 0}, name="filepool", expect=2)
     try:
         sock = pool.sock
         tap.eq(summarize(sock, "before").status, 200, "workers = 0: the pool serves before the reload")
@@ -246,17 +223,11 @@ def check_stalled_peer(tap, tmp, emu):
 
 
 def main(tap):
-    tmp = tempfile.mkdtemp(prefix="llm-fcgi-it.")
-    emu = Emulator(tmp)
-    try:
-        check_phantom_busy(tap, tmp, emu)
-        check_reload_in_flight(tap, tmp, emu)
-        check_reload_zero(tap, tmp, emu)
-        check_stalled_peer(tap, tmp, emu)
-    finally:
-        emu.stop()
-        if os.environ.get("LLM_KEEP_TMP") != "1":
-            shutil.rmtree(tmp, ignore_errors=True)
+    with Stack(web=None, pool=None) as s:
+        check_phantom_busy(tap, s.tmp, s.emu)
+        check_reload_in_flight(tap, s.tmp, s.emu)
+        check_reload_zero(tap, s.tmp, s.emu)
+        check_stalled_peer(tap, s.tmp, s.emu)
 
 
 run_tests(main)

@@ -149,7 +149,7 @@ def check_retries(tap):
 
 
 def check_lifecycle(tap):
-    s = Stack(prefork=True, workers=3, settings={"grace_period": 10, "max_retries": 0},
+    s = Stack(pool="prefork", workers=3, settings={"grace_period": 10, "max_retries": 0},
               config="model = model-a\n")
     try:
         b, pool = s.base, s.pool
@@ -230,7 +230,7 @@ def check_lifecycle(tap):
     finally:
         s.stop()
 
-    s = Stack(prefork=True, workers=6, settings={"grace_period": 10, "max_retries": 0})
+    s = Stack(pool="prefork", workers=6, settings={"grace_period": 10, "max_retries": 0})
     try:
         b, pool = s.base, s.pool
         streams = [Stream("POST", b + "/stream", json.dumps({"text": marker("term%d" % i, words=20, delay=100) + " x y"}), SSE)
@@ -250,7 +250,7 @@ def check_lifecycle(tap):
     finally:
         s.stop()
 
-    s = Stack(prefork=True, workers=2, settings={"max_requests": 5, "max_retries": 0})
+    s = Stack(pool="prefork", workers=2, settings={"max_requests": 5, "max_retries": 0})
     try:
         before = s.pool.pids()
         ok = sum(summarize(s.base, "recycle %d" % i)[0] == 200 for i in range(30))
@@ -259,7 +259,7 @@ def check_lifecycle(tap):
     finally:
         s.stop()
 
-    s = Stack(prefork=True, workers=3, settings={"when_full": "shed", "max_retries": 0})
+    s = Stack(pool="prefork", workers=3, settings={"when_full": "shed", "max_retries": 0})
     try:
         b = s.base
         streams = [Stream("POST", b + "/stream", json.dumps({"text": marker("shed%d" % i, ttft=3000, words=2) + " x"}), SSE)

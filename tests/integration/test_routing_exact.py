@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 
-from harness import LLM_FCGI, WWW_UID, Emulator, http, http_json, run_tests
-import servers
-from servers import ApacheSite, LighttpdSite, Nginx, SettingsFile, SpawnFcgiPool
+import harness
+from harness import LLM_FCGI, Apache, Lighttpd, Nginx, SettingsFile, Stack, basic, fcgid_ipc, htpasswd, http, \
+    http_json, run_tests
 
 USER, PASSWORD = "alice", "s3cret-Pa55"
 ORIGIN = "http://page.example:8000"
@@ -81,85 +81,65 @@ def check_preflight(tap, where, url, prefix):
 
 
 def lighttpd_pool(tmp, pool, prefix, template="lighttpd.conf.in", values=None):
-    return LighttpdSite(tmp, template, prefix, pool.sock, values)
-
-
-def apache(tmp, modules, defines, include, extra=""):
-    body = "".join("Define %s %s\n" % kv for kv in defines.items()) + extra
-    body += "".join("Include @CONF@/apache/%s\n" % f for f in include)
-    return ApacheSite(tmp, modules, body)
+    return Lighttpd(tmp, pool.sock, prefix, template, values)
 
 
 def setups(tmp, emu, pool, ht):
     """(name, prefix, start, auth): start() returns the running server."""
     www = SettingsFile(tmp, emu.url, SETTINGS, name="www")
     root = SettingsFile(tmp, emu.url, SETTINGS, uid=0, gid=0, name="root")
-    ipc = os.path.join(tmp, "fcgid")
-    os.makedirs(ipc, exist_ok=True)
-    os.chown(ipc, WWW_UID, WWW_UID)
-    fcgid = 'FcgidIPCDir "%s"\nFcgidProcessTableFile "%s/fcgid_shm"\n' % (ipc, tmp)
-    auth = servers.basic(USER, PASSWORD)
+    fcgid = fcgid_ipc(tmp)
+    auth = basic(USER, PASSWORD)
     for prefix in ("/", "/ai/"):
         yield ("lighttpd + pool " + prefix, prefix, lambda p=prefix: lighttpd_pool(tmp, pool, p), None)
         yield ("lighttpd mod_auth " + prefix, prefix,
                lambda p=prefix: lighttpd_pool(tmp, pool, p, "lighttpd-auth.conf.in", {"HTPASSWD": ht}), auth)
         yield ("nginx " + prefix, prefix, lambda p=prefix: Nginx(tmp, ["unix:" + pool.sock], p), None)
         yield ("Apache mod_proxy_fcgi " + prefix, prefix,
-               lambda p=prefix: apache(tmp, ["proxy", "proxy_fcgi", "headers"],
+               lambda p=prefix: Apache(tmp, ["proxy", "proxy_fcgi", "headers"],
                                        {"LLM_FCGI_PREFIX": p, "LLM_FCGI_SOCKET": pool.sock},
                                        ["llm-fcgi-proxy.conf"]), None)
     yield ("Apache Basic /ai/", "/ai/",
-           lambda: apache(tmp, ["proxy", "proxy_fcgi", "headers", "auth_basic", "authn_file", "authz_user"],
+           lambda: Apache(tmp, ["proxy", "proxy_fcgi", "headers", "auth_basic", "authn_file", "authz_user"],
                           {"LLM_FCGI_PREFIX": "/ai/", "LLM_FCGI_SOCKET": pool.sock, "LLM_FCGI_HTPASSWD": ht},
                           ["llm-fcgi-proxy.conf", "auth-basic.conf.example"]), auth)
     yield ("Apache Basic /", "/",
-           lambda: apache(tmp, ["proxy", "proxy_fcgi", "headers", "auth_basic", "authn_file", "authz_user"],
+           lambda: Apache(tmp, ["proxy", "proxy_fcgi", "headers", "auth_basic", "authn_file", "authz_user"],
                           {"LLM_FCGI_PREFIX": "/", "LLM_FCGI_SOCKET": pool.sock, "LLM_FCGI_HTPASSWD": ht},
                           ["llm-fcgi-proxy.conf", "auth-basic.conf.example"]), auth)
     yield ("Apache mod_fcgid /ai/", "/ai/",
-           lambda: apache(tmp, ["fcgid"], {"LLM_FCGI_PREFIX": "/ai/", "LLM_FCGI_BIN": LLM_FCGI,
+           lambda: Apache(tmp, ["fcgid"], {"LLM_FCGI_PREFIX": "/ai/", "LLM_FCGI_BIN": LLM_FCGI,
                                           "LLM_FCGI_CONFIG": www.path}, ["llm-fcgi-fcgid.conf"], fcgid), None)
     yield ("Apache CGI /ai/", "/ai/",
-           lambda: apache(tmp, ["cgid", "headers"], {"LLM_FCGI_PREFIX": "/ai/", "LLM_FCGI_BIN": LLM_FCGI,
+           lambda: Apache(tmp, ["cgid", "headers"], {"LLM_FCGI_PREFIX": "/ai/", "LLM_FCGI_BIN": LLM_FCGI,
                                                     "LLM_FCGI_CONFIG": www.path}, ["llm-fcgi-cgi.conf"]), None)
     yield ("Apache .htaccess /ai/", "/ai/", lambda: htaccess(tmp, www), None)
     yield ("lighttpd bin-path /ai/", "/ai/",
-           lambda: LighttpdSite(tmp, "lighttpd-bin-path.conf.in", "/ai/", os.path.join(tmp, "bp.sock"),
-                                {"BIN": LLM_FCGI, "SETTINGS": root.path, "PROCS": 1}), None)
+           lambda: Lighttpd(tmp, os.path.join(tmp, "bp.sock"), "/ai/", "lighttpd-bin-path.conf.in",
+                            {"BIN": LLM_FCGI, "SETTINGS": root.path, "PROCS": 1}), None)
 
 
 def htaccess(tmp, settings):
     """Shared hosting: the binary and conf/apache/htaccess-cgi.example in the site's /ai/."""
-    body = ('<Directory "%s">\n\tAllowOverride FileInfo Options=ExecCGI,Indexes\n</Directory>\n'
-            % os.path.join(tmp, "docroot"))
-    web = ApacheSite(tmp, ["cgid", "rewrite", "headers"], body)
+    web = Apache(tmp, ["cgid", "rewrite", "headers"], extra='<Directory "%s">\n\tAllowOverride FileInfo '
+                 'Options=ExecCGI,Indexes\n</Directory>\n' % os.path.join(tmp, "docroot"))
     d = os.path.join(web.docroot, "ai")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)
     shutil.copy(LLM_FCGI, os.path.join(d, "llm-fcgi.cgi"))
     os.chmod(os.path.join(d, "llm-fcgi.cgi"), 0o755)
-    servers.copy_with_edits(os.path.join(servers.CONF, "apache", "htaccess-cgi.example"),
+    harness.copy_with_edits(os.path.join(harness.CONF, "apache", "htaccess-cgi.example"),
                             os.path.join(d, ".htaccess"), [("/home/USER/llm-fcgi.conf", settings.path)])
     return web
 
 
 def main(tap):
-    tmp = servers.new_tmp()
-    emu = Emulator(tmp)
-    pool = SpawnFcgiPool(tmp, emu.url, workers=2, settings=SETTINGS)
-    ht = servers.htpasswd(os.path.join(tmp, "htpasswd"), {USER: PASSWORD})
-    try:
-        for name, prefix, start, auth in setups(tmp, emu, pool, ht):
-            web = start()
-            try:
-                check_exact(tap, name, web.url, prefix, emu, auth)
+    with Stack(web=None, pool="prefork", config=None, settings=SETTINGS) as s:
+        ht = htpasswd(os.path.join(s.tmp, "htpasswd"), {USER: PASSWORD})
+        for name, prefix, start, auth in setups(s.tmp, s.emu, s.pool, ht):
+            with start() as web:
+                check_exact(tap, name, web.url, prefix, s.emu, auth)
                 check_preflight(tap, name, web.url, prefix)
-            finally:
-                web.stop()
-    finally:
-        pool.stop()
-        emu.stop()
-        servers.remove_tmp(tmp)
 
 
 run_tests(main)
