@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "catalogue.h"
 #include "jscan.h"
 #include "jx.h"
 #include "num.h"
@@ -45,6 +46,71 @@ static struct json_object *parse(const char *s, size_t len)
 	return o;
 }
 
+/* The API refuses a smaller thinking budget. */
+#define THINKING_BUDGET_MIN 1024
+
+const char *anthropic_thinking_effort(enum anth_thinking t)
+{
+	switch (t) {
+	case ANTH_THINKING_LOW: return "low";
+	case ANTH_THINKING_MEDIUM: return "medium";
+	case ANTH_THINKING_HIGH: return "high";
+	default: return NULL;
+	}
+}
+
+static struct json_object *thinking_type(const char *type)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(type));
+	return o;
+}
+
+/* Extended thinking: a budget in quarters of max_tokens, off below the API's minimum. */
+static void add_extended(struct json_object *root, const struct anth_request *rq)
+{
+	long quarters = rq->thinking == ANTH_THINKING_HIGH ? 3 : rq->thinking == ANTH_THINKING_MEDIUM ? 2 : 1;
+	long budget = rq->max_tokens / 4 * quarters;
+	if (rq->thinking == ANTH_THINKING_OFF || budget < THINKING_BUDGET_MIN) {
+		json_object_object_add(root, "thinking", thinking_type("disabled"));
+		return;
+	}
+	struct json_object *t = thinking_type("enabled");
+	json_object_object_add(t, "budget_tokens", json_object_new_int64(budget));
+	json_object_object_add(root, "thinking", t);
+}
+
+/* The thinking members for rq->info (see anthropic.h). */
+static void add_thinking(struct json_object *root, const struct anth_request *rq)
+{
+	const struct catalogue_model *m = rq->info;
+	enum anth_thinking level = rq->thinking;
+	switch (m->thinking) {
+	case CATALOGUE_THINKING_NONE:
+		return;
+	case CATALOGUE_THINKING_EXTENDED:
+		add_extended(root, rq);
+		return;
+	case CATALOGUE_THINKING_ALWAYS_ON:
+		if (level == ANTH_THINKING_OFF)
+			level = ANTH_THINKING_LOW;
+		break;
+	case CATALOGUE_THINKING_ADAPTIVE:
+		if (level == ANTH_THINKING_OFF) {
+			json_object_object_add(root, "thinking", thinking_type("disabled"));
+			return;
+		}
+		break;
+	}
+	json_object_object_add(root, "thinking", thinking_type("adaptive"));
+	const char *effort = anthropic_thinking_effort(level);
+	if (effort && catalogue_effort_ok(m, effort, strlen(effort))) {
+		struct json_object *oc = json_object_new_object();
+		json_object_object_add(oc, "effort", json_object_new_string(effort));
+		json_object_object_add(root, "output_config", oc);
+	}
+}
+
 char *anthropic_request_body(const struct anth_request *rq, size_t *len)
 {
 	struct json_object *root = json_object_new_object();
@@ -65,6 +131,8 @@ char *anthropic_request_body(const struct anth_request *rq, size_t *len)
 	}
 	if (rq->stream)
 		json_object_object_add(root, "stream", json_object_new_boolean(1));
+	if (rq->info)
+		add_thinking(root, rq);
 	size_t n = 0;
 	const char *s = json_object_to_json_string_length(
 		root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 struct json_object;
+struct catalogue_model;
 
 /* The largest token count read from the upstream: far above any real answer, and four of them
  * still add up within a 32-bit long. */
@@ -14,6 +15,15 @@ struct json_object;
 struct anth_usage {
 	long input_tokens;
 	long output_tokens;
+};
+
+/* How much a model may think before it answers, for our own endpoints (the summarize_thinking
+ * and stream_thinking settings). */
+enum anth_thinking {
+	ANTH_THINKING_OFF = 0, /* none where the model allows it, else the least there is */
+	ANTH_THINKING_LOW,
+	ANTH_THINKING_MEDIUM,
+	ANTH_THINKING_HIGH,
 };
 
 /* A request we build from one of our own endpoints. */
@@ -25,10 +35,26 @@ struct anth_request {
 	size_t text_len;
 	struct json_object *messages;   /* borrowed array of turns, or NULL */
 	int stream;
+	/* The model's catalogue entry (borrowed), or NULL: then no thinking setting is sent and
+	 * the model thinks as the API's default says. With it, thinking is set as below. */
+	const struct catalogue_model *info;
+	enum anth_thinking thinking;
 };
 
-/* Returns the request body as a new string (caller frees). */
+/* Returns the request body as a new string (caller frees). With rq->info, thinking tokens count
+ * against max_tokens, so the setting is one the model accepts and that leaves room for the text:
+ * - adaptive model: OFF sends thinking {type:"disabled"}; LOW/MEDIUM/HIGH send
+ *   {type:"adaptive"} and output_config.effort of that name (left out where the model refuses
+ *   the level);
+ * - always-on model (refuses "disabled"): OFF is LOW, since low effort is the least there is;
+ * - extended model: OFF sends "disabled"; LOW/MEDIUM/HIGH send {type:"enabled"} with
+ *   budget_tokens a quarter, half or three quarters of max_tokens, or "disabled" when that is
+ *   below the API's minimum of 1024;
+ * - a model that cannot think: nothing. */
 char *anthropic_request_body(const struct anth_request *rq, size_t *len);
+
+/* The effort level ANTH_THINKING_LOW..HIGH names ("low", "medium", "high"); NULL for OFF. */
+const char *anthropic_thinking_effort(enum anth_thinking t);
 
 /* A non-streaming answer. */
 struct anth_message {

@@ -22,7 +22,11 @@
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
+#ifndef DATADIR
+#define DATADIR "/usr/share"
+#endif
 #define DEFAULT_PATH SYSCONFDIR "/llm-fcgi.conf"
+#define DEFAULT_MODELS DATADIR "/llm-fcgi/models.json"
 
 #define CONF_LINE_MAX 65536 /* bytes in one line of the file, without its newline */
 #define KEY_FILE_MAX 4096   /* bytes in api_key_file; real keys are about 100 */
@@ -36,6 +40,7 @@
 /* Enum keys are stored through an int lvalue. */
 _Static_assert(sizeof(enum when_full) == sizeof(int), "enum when_full is stored as an int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is stored as an int");
+_Static_assert(sizeof(enum anth_thinking) == sizeof(int), "enum anth_thinking is stored as an int");
 
 enum opt_type {
 	OPT_STRING,  /* char *, xstrdup'd; check() vets and may normalise it */
@@ -202,6 +207,14 @@ static const char *const when_full_names[] = {
 	[WHEN_FULL_SHED + 1] = NULL,
 };
 
+static const char *const thinking_names[] = {
+	[ANTH_THINKING_OFF] = "off",
+	[ANTH_THINKING_LOW] = "low",
+	[ANTH_THINKING_MEDIUM] = "medium",
+	[ANTH_THINKING_HIGH] = "high",
+	[ANTH_THINKING_HIGH + 1] = NULL,
+};
+
 static const char *const log_level_names[] = {
 	[LOG_ERROR] = "error",
 	[LOG_WARN] = "warn",
@@ -232,15 +245,27 @@ static const struct opt opts[] = {
 	KEY(client_keys_file, OPT_STRING, .def = NULL, .check = check_optional_path,
 		.help = "file of SHA-256 hashes of the keys /v1/ clients must send, mode 600; "
 			"empty = /v1/ is open"),
-	KEY(model, OPT_STRING, .def = "claude-sonnet-4-20250514", .check = check_name,
+	KEY(model, OPT_STRING, .def = "claude-sonnet-5-5", .check = check_name,
 		.help = "model the requests are sent to"),
 	KEY(models, OPT_STRING, .def = "", .check = check_models,
 		.help = "models /v1/ clients may name (id or alias=id, space or comma separated); "
 			"empty = model only"),
-	KEY(max_tokens, OPT_LONG, .min = 1, .max = 1000000, .def = "512",
+	/* Thinking counts against max_tokens: 1024 leaves a summary room even on a model that
+	 * always thinks (at low effort). */
+	KEY(max_tokens, OPT_LONG, .min = 1, .max = 1000000, .def = "1024",
 		.help = "max_tokens of a request that names none"),
 	KEY(max_tokens_limit, OPT_LONG, .min = 1, .max = 1000000, .def = "8192",
 		.help = "largest max_tokens a request may ask for"),
+	KEY(summarize_thinking, OPT_ENUM, .names = thinking_names, .def = "off",
+		.help = "thinking before a /summarize answer: off (low effort where it cannot be "
+			"turned off), low, medium or high"),
+	KEY(stream_thinking, OPT_ENUM, .names = thinking_names, .def = "off",
+		.help = "thinking before a /stream answer: off, low, medium or high"),
+	KEY(models_file, OPT_STRING, .def = DEFAULT_MODELS, .check = check_optional_path,
+		.help = "the model catalogue (JSON); empty = none"),
+	KEY(models_override_file, OPT_STRING, .def = SYSCONFDIR "/llm-fcgi/models.override.json",
+		.check = check_optional_path,
+		.help = "operator changes merged over the catalogue, if the file exists; empty = none"),
 	KEY(summarize_prompt, OPT_STRING,
 		.def = "Summarize the text the user sends in a few sentences. "
 		       "Reply with the summary only.",
@@ -901,6 +926,76 @@ static int load_api_key(struct config *cfg, config_getenv_fn env, struct buf *wh
 	return 0;
 }
 
+/* ---- the model catalogue ---- */
+
+static int load_catalogue(struct config *cfg, struct buf *why)
+{
+	if (!cfg->models_file)
+		return 0;
+	/* The installed default may be missing (a build run from its tree): the gateway then runs
+	 * without one, as it did before the catalogue, and --check says so. A file the settings
+	 * name must be there. */
+	if (strcmp(cfg->models_file, DEFAULT_MODELS) == 0 && access(cfg->models_file, F_OK) < 0 &&
+		errno == ENOENT)
+		return 0;
+	if (catalogue_load(&cfg->catalogue, cfg->models_file, cfg->models_override_file, why) < 0)
+		return -1;
+	cfg->have_catalogue = 1;
+	return 0;
+}
+
+const struct catalogue_model *config_model_info(const struct config *cfg, const char *name, size_t n)
+{
+	return cfg->have_catalogue ? catalogue_find(&cfg->catalogue, name, n) : NULL;
+}
+
+static void say_date(FILE *out, int d)
+{
+	fprintf(out, "%04d-%02d-%02d", d / 10000, d / 100 % 100, d % 100);
+}
+
+/* One model for config_check_models: 1 when it is retired, else 0. */
+static int check_one_model(const struct config *cfg, const char *name, size_t n, int today, FILE *out)
+{
+	const struct catalogue_model *m = config_model_info(cfg, name, n);
+	if (!m) {
+		fprintf(out, "llm-fcgi: warning: model '%.*s' is not in the catalogue %s\n", (int)n, name,
+			cfg->models_file);
+		return 0;
+	}
+	enum catalogue_status st = catalogue_status_on(m, today);
+	if (st == CATALOGUE_CURRENT)
+		return 0;
+	const struct catalogue_model *r = catalogue_suggest(&cfg->catalogue, m);
+	fprintf(out, "llm-fcgi: %s: model '%.*s' ", st == CATALOGUE_RETIRED ? "error" : "warning",
+		(int)n, name);
+	fputs(st == CATALOGUE_RETIRED ? "was retired on " : "is deprecated and retires on ", out);
+	say_date(out, m->retires_on);
+	fputs(st == CATALOGUE_RETIRED ? " (the API answers 404)" : "", out);
+	fprintf(out, "; use '%s'\n", r ? r->id : "?");
+	return st == CATALOGUE_RETIRED;
+}
+
+int config_check_models(const struct config *cfg, int yyyymmdd, FILE *out)
+{
+	if (!cfg->have_catalogue) {
+		if (cfg->models_file)
+			fprintf(out, "llm-fcgi: warning: no model catalogue: %s does not exist, so models "
+				"are not checked\n", cfg->models_file);
+		else
+			fputs("llm-fcgi: warning: no model catalogue (models_file is empty), so models "
+			      "are not checked\n", out);
+		return 0;
+	}
+	int bad = check_one_model(cfg, cfg->model, strlen(cfg->model), yyyymmdd, out);
+	const char *pos = NULL;
+	struct config_model m;
+	while (cfg->models && *cfg->models && config_model_next(cfg, &pos, &m))
+		if (m.target_len != strlen(cfg->model) || memcmp(m.target, cfg->model, m.target_len) != 0)
+			bad += check_one_model(cfg, m.target, m.target_len, yyyymmdd, out);
+	return bad;
+}
+
 /* ---- the interface ---- */
 
 void config_defaults(struct config *cfg)
@@ -928,7 +1023,8 @@ int config_load(struct config *cfg, const char *path, const struct config_arg *a
 	config_defaults(cfg);
 	if (load_file(cfg, path, getenv_fn, &why) < 0 || load_env(cfg, getenv_fn, &why) < 0 ||
 		load_args(cfg, args, nargs, &why) < 0 || check_all(cfg, &why) < 0 ||
-		load_api_key(cfg, getenv_fn, &why) < 0 || load_client_keys(cfg, &why) < 0) {
+		load_api_key(cfg, getenv_fn, &why) < 0 || load_client_keys(cfg, &why) < 0 ||
+		load_catalogue(cfg, &why) < 0) {
 		config_release(cfg);
 		*errmsg = buf_detach(&why);
 		return -1;
@@ -1024,6 +1120,10 @@ void config_dump(const struct config *cfg, FILE *out)
 	}
 	if (cfg->client_keys_file)
 		fprintf(out, "# client keys: %zu hash(es) loaded\n", cfg->client_keys.n);
+	if (cfg->have_catalogue)
+		fprintf(out, "# model catalogue: %zu model(s) from %s%s%s\n", cfg->catalogue.n,
+			cfg->catalogue.base_path, cfg->catalogue.override_path ? " and " : "",
+			cfg->catalogue.override_path ? cfg->catalogue.override_path : "");
 	if (!cfg->api_key)
 		fputs("# api key: not set\n", out);
 	else
@@ -1039,6 +1139,8 @@ void config_release(struct config *cfg)
 		wipe_free(cfg->api_key, strlen(cfg->api_key));
 	}
 	client_keys_release(&cfg->client_keys);
+	if (cfg->have_catalogue)
+		catalogue_release(&cfg->catalogue);
 	free(cfg->source);
 	*cfg = (struct config){0};
 }

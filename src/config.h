@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "anthropic.h"
+#include "catalogue.h"
 #include "client_keys.h"
 #include "log.h" /* enum log_level */
 
@@ -29,6 +31,16 @@ struct config {
 	char *models; /* the model names the /v1/ routes accept: "id alias=id ..."; "" = only model */
 	long max_tokens;       /* default for a request that names none */
 	long max_tokens_limit; /* ceiling any request may ask for */
+	/* thinking of the model behind /summarize and /stream (anthropic_request_body says what
+	 * each level sends) */
+	enum anth_thinking summarize_thinking;
+	enum anth_thinking stream_thinking;
+	char *models_file;          /* the model catalogue; NULL = none */
+	char *models_override_file; /* merged over it when it exists; NULL = none */
+	/* read from models_file (and the override) by config_load; have_catalogue is 0 when the
+	 * built-in default path does not exist (a build run from its tree) */
+	struct catalogue catalogue;
+	int have_catalogue;
 	char *summarize_prompt;
 	long max_retries;
 	double retry_after_cap; /* longest upstream retry-after we wait for, seconds */
@@ -95,6 +107,15 @@ struct config_model {
 int config_model_next(const struct config *cfg, const char **pos, struct config_model *m);
 /* Looks up a name a client sent (n bytes). Returns 1 with *m set, or 0 when not accepted. */
 int config_model_find(const struct config *cfg, const char *name, size_t n, struct config_model *m);
+
+/* The catalogue's entry for a model name (n bytes; an id or an alias the catalogue knows), or
+ * NULL when there is no catalogue or it does not list the name. */
+const struct catalogue_model *config_model_info(const struct config *cfg, const char *name, size_t n);
+
+/* For --check: one line on out per model the settings send to (model, and the targets of models)
+ * that the catalogue lists as deprecated (a warning) or retired on the day yyyymmdd (an error),
+ * or does not list (a warning). Returns the number of errors. */
+int config_check_models(const struct config *cfg, int yyyymmdd, FILE *out);
 
 /* Writes "key = value" lines for every setting, with the API key shown only as set/unset. */
 void config_dump(const struct config *cfg, FILE *out);

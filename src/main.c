@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 
 #include "buf.h"
 #include "config.h"
@@ -53,7 +54,8 @@ static void usage(FILE *out)
 		"  -s SOCKET      listen on SOCKET (a path, or HOST:PORT) instead of fd 0\n"
 		"  -b N           listen backlog for -s (default 1024)\n"
 		"  -c N           prefork N workers (same as -o workers=N)\n"
-		"      --check    validate the configuration, print it and exit\n"
+		"      --check    validate the configuration, print it, check its models against\n"
+		"                 the catalogue and exit (1 when one is retired)\n"
 		"  -h, --help     show this help\n"
 		"  -V, --version  show the version\n"
 		"\n"
@@ -373,6 +375,15 @@ static int run_pool(struct app *app)
 	return pool_run(&ops, shared);
 }
 
+/* The UTC date as YYYYMMDD, the form the catalogue's lifecycle dates take. */
+static int today(void)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+}
+
 int main(int argc, char **argv)
 {
 	static struct app app;
@@ -389,9 +400,11 @@ int main(int argc, char **argv)
 	}
 	if (app.opts.check) {
 		config_dump(&app.cfg, stdout);
+		/* Deprecated models are a warning; a retired one fails: every request would get 404. */
+		int retired = config_check_models(&app.cfg, today(), stderr);
 		config_release(&app.cfg);
 		release_options(&app.opts);
-		return 0;
+		return retired ? 1 : 0;
 	}
 	if (log_open(app.cfg.log_file, app.cfg.log_level) < 0) {
 		fprintf(stderr, "llm-fcgi: cannot open log_file %s: %s\n", app.cfg.log_file, strerror(errno));

@@ -302,7 +302,7 @@ void handle_count_tokens(struct request *rq)
 	pass_through(rq, "/v1/messages/count_tokens", 1);
 }
 
-/* The snapshot date at the end of an id ("claude-sonnet-4-20250514"): the nearest thing to a
+/* The snapshot date at the end of an id ("claude-haiku-4-5-20251001"): the nearest thing to a
  * creation time the server knows. 0 when the id has none. */
 static time_t model_date(const char *id, size_t n)
 {

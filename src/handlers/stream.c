@@ -308,6 +308,8 @@ void handle_stream(struct request *rq)
 		.text_len = in.text_len,
 		.messages = in.messages,
 		.stream = 1,
+		.info = config_model_info(cfg, cfg->model, strlen(cfg->model)),
+		.thinking = cfg->stream_thinking,
 	};
 	size_t body_len;
 	char *body = anthropic_request_body(&ar, &body_len);

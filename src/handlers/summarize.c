@@ -1,5 +1,7 @@
 #include "handlers.h"
 
+#include <string.h>
+
 #include <json-c/json.h>
 #include <stdlib.h>
 
@@ -81,6 +83,8 @@ void handle_summarize(struct request *rq)
 		.system = cfg->summarize_prompt,
 		.text = in.text,
 		.text_len = in.text_len,
+		.info = config_model_info(cfg, cfg->model, strlen(cfg->model)),
+		.thinking = cfg->summarize_thinking,
 	};
 	size_t body_len;
 	char *body = anthropic_request_body(&ar, &body_len);

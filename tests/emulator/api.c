@@ -13,6 +13,7 @@
 
 #include "faults.h"
 #include "message.h"
+#include "models.h"
 #include "stats.h"
 #include "stream.h"
 
@@ -48,6 +49,13 @@ static void status_error(int status, const char **type, const char **msg)
 	default: break;
 	}
 }
+
+/* What a request gets of thinking: whether a thinking block comes before the text, its tokens
+ * (at most max_tokens), and whether its text is shown. */
+struct think {
+	bool on, shown;
+	long tokens;
+};
 
 /* ---- text --------------------------------------------------------------- */
 
@@ -96,13 +104,13 @@ static size_t scan_words(const char *s, size_t n, struct span **out)
  * joined by spaces.  Lenient, since it also runs on requests that will fail
  * validation (to find their id).
  */
-static void content_text(struct buf *out, json_object *content)
+static void content_text(struct obuf *out, json_object *content)
 {
 	bool first = true;
 	size_t n;
 
 	if (json_object_is_type(content, json_type_string)) {
-		buf_add(out, json_object_get_string(content),
+		obuf_add(out, json_object_get_string(content),
 			(size_t)json_object_get_string_len(content));
 		return;
 	}
@@ -116,13 +124,13 @@ static void content_text(struct buf *out, json_object *content)
 		    !json_object_is_type(t, json_type_string))
 			continue;
 		if (!first)
-			buf_add(out, " ", 1);
+			obuf_add(out, " ", 1);
 		first = false;
-		buf_add(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+		obuf_add(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
 	}
 }
 
-static void last_user_text(json_object *root, struct buf *out)
+static void last_user_text(json_object *root, struct obuf *out)
 {
 	json_object *msgs, *role, *content;
 
@@ -145,7 +153,7 @@ static void last_user_text(json_object *root, struct buf *out)
 /* input_tokens: the words of system plus every message, markers not counted. */
 static long input_tokens(json_object *root)
 {
-	struct buf t = { 0 };
+	struct obuf t = { 0 };
 	json_object *v;
 	long n;
 
@@ -160,13 +168,13 @@ static long input_tokens(json_object *root)
 
 			if (json_object_object_get_ex(json_object_array_get_idx(v, i), "content",
 						      &content)) {
-				buf_add(&t, " ", 1);
+				obuf_add(&t, " ", 1);
 				content_text(&t, content);
 			}
 		}
 	}
 	n = (long)scan_words(t.p ? t.p : "", t.len, NULL);
-	buf_free(&t);
+	obuf_free(&t);
 	return n;
 }
 
@@ -215,9 +223,9 @@ static void answer_build(struct message *m, const char *src, size_t srclen, long
 	static const struct span ok = { "ok", 2 };
 	struct span *tok = NULL;
 	size_t ntok = scan_words(src, srclen, &tok), k;
-	long want = (int64_t)words < max_tokens ? words : (long)max_tokens;
+	long want = (int64_t)words < max_tokens ? words : max_tokens > 0 ? (long)max_tokens : 0;
 	bool capped = want < words;
-	struct buf t = { 0 };
+	struct obuf t = { 0 };
 
 	m->doff = xcalloc((size_t)want + 1, sizeof *m->doff);
 	for (k = 0; k < (size_t)want; k++) {
@@ -229,10 +237,10 @@ static void answer_build(struct message *m, const char *src, size_t srclen, long
 		}
 		m->doff[k] = t.len;
 		if (k)
-			buf_add(&t, " ", 1);
-		buf_add(&t, w->p, w->n);
+			obuf_add(&t, " ", 1);
+		obuf_add(&t, w->p, w->n);
 	}
-	buf_cstr(&t);
+	obuf_cstr(&t);
 	m->text = t.p;
 	m->text_len = t.len;
 	m->ndeltas = k;
@@ -241,6 +249,18 @@ static void answer_build(struct message *m, const char *src, size_t srclen, long
 	free(tok);
 	answer_stop(m, stops);
 	m->out_tok = (long)m->ndeltas;
+}
+
+/* The thinking block before the text: thinking=N from a marker, else the request's share. Its
+ * tokens count against max_tokens, so the text gets what is left. */
+static void answer_think(struct message *m, const struct think *t, long forced, int64_t max_tokens)
+{
+	static const char shown[] = "Reading the request and planning the answer.";
+	long tokens = forced >= 0 ? forced : t->tokens;
+
+	m->think_tok = tokens < max_tokens ? tokens : (long)max_tokens;
+	m->thinking = xstrndup(t->shown ? shown : "", t->shown ? sizeof shown - 1 : 0);
+	message_signature(m->thinking, strlen(m->thinking), m->signature);
 }
 
 /* huge:BYTES: one text (one delta) of exactly BYTES bytes, for size caps. */
@@ -297,18 +317,14 @@ static bool check_keys(json_object *o, const char *const *allowed, const char *p
 	return true;
 }
 
-static bool check_block(json_object *b, const char *path, const char *top, char *err, size_t n)
+/* A text block: the only kind in system, and the usual one in messages. */
+static bool check_text_block(json_object *b, const char *path, const char *top, char *err,
+			     size_t n)
 {
 	static const char *const keys[] = { "type", "text", "cache_control", "citations", NULL };
-	json_object *t, *x;
+	json_object *x;
 	char sub[96];
 
-	if (!json_object_is_type(b, json_type_object))
-		return fail(err, n, "%s: Input should be a valid dictionary", path);
-	if (!json_object_object_get_ex(b, "type", &t))
-		return fail(err, n, "%s.type: Field required", path);
-	if (!is_str(t) || strcmp(json_object_get_string(t), "text") != 0)
-		return fail(err, n, "%s.type: Input should be 'text'", path);
 	if (!json_object_object_get_ex(b, "text", &x))
 		return fail(err, n, "%s.text: Field required", path);
 	if (!is_str(x))
@@ -317,6 +333,64 @@ static bool check_block(json_object *b, const char *path, const char *top, char 
 		return fail(err, n, "%s: text content blocks must be non-empty", top);
 	snprintf(sub, sizeof sub, "%s.", path);
 	return check_keys(b, keys, sub, err, n);
+}
+
+/* The other blocks a conversation with thinking and tools carries back: their keys, and the
+ * string members they need. A thinking block's signature must be the one the emulator gave it. */
+static bool check_other_block(json_object *b, const char *type, const char *path, char *err,
+			      size_t n)
+{
+	static const struct {
+		const char *type, *need1, *need2;
+		const char *keys[6];
+	} kinds[] = {
+		{ "thinking", "thinking", "signature", { "type", "thinking", "signature", NULL } },
+		{ "redacted_thinking", "data", NULL, { "type", "data", NULL } },
+		{ "tool_use", "id", "name", { "type", "id", "name", "input", "cache_control", NULL } },
+		{ "tool_result", "tool_use_id", NULL,
+		  { "type", "tool_use_id", "content", "is_error", "cache_control", NULL } },
+	};
+	char sub[96], sig[SIG_LEN];
+
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		json_object *t;
+
+		if (strcmp(kinds[k].type, type) != 0)
+			continue;
+		if (!json_object_object_get_ex(b, kinds[k].need1, &t) || !is_str(t))
+			return fail(err, n, "%s.%s: Field required", path, kinds[k].need1);
+		if (kinds[k].need2 && (!json_object_object_get_ex(b, kinds[k].need2, &t) || !is_str(t)))
+			return fail(err, n, "%s.%s: Field required", path, kinds[k].need2);
+		snprintf(sub, sizeof sub, "%s.", path);
+		if (!check_keys(b, kinds[k].keys, sub, err, n))
+			return false;
+		if (k > 0)
+			return true;
+		t = jget(b, "thinking");
+		message_signature(json_object_get_string(t), (size_t)json_object_get_string_len(t), sig);
+		if (strcmp(json_object_get_string(jget(b, "signature")), sig) != 0)
+			return fail(err, n, "%s: Invalid `signature` in `thinking` block", path);
+		return true;
+	}
+	return fail(err, n, "%s.type: Input should be 'text', 'thinking', 'redacted_thinking', "
+		    "'tool_use' or 'tool_result'", path);
+}
+
+static bool check_block(json_object *b, const char *path, const char *top, char *err, size_t n)
+{
+	json_object *t;
+	const char *type;
+
+	if (!json_object_is_type(b, json_type_object))
+		return fail(err, n, "%s: Input should be a valid dictionary", path);
+	if (!json_object_object_get_ex(b, "type", &t))
+		return fail(err, n, "%s.type: Field required", path);
+	type = is_str(t) ? json_object_get_string(t) : "";
+	if (strcmp(type, "text") == 0)
+		return check_text_block(b, path, top, err, n);
+	if (strcmp(top, "system") == 0)
+		return fail(err, n, "%s.type: Input should be 'text'", path);
+	return check_other_block(b, type, path, err, n);
 }
 
 static bool check_blocks(json_object *arr, const char *path, const char *top, char *err, size_t n)
@@ -428,10 +502,11 @@ static bool check_request(json_object *root, bool count, char *err, size_t n)
 	static const char *const msg_keys[] = {
 		"model", "max_tokens", "messages", "system", "stream", "temperature", "top_p",
 		"top_k", "stop_sequences", "metadata", "tools", "tool_choice", "thinking",
-		"service_tier", NULL
+		"service_tier", "output_config", NULL
 	};
 	static const char *const count_keys[] = {
-		"model", "messages", "system", "tools", "tool_choice", "thinking", NULL
+		"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+		NULL
 	};
 	json_object *v;
 	int ml;
@@ -464,10 +539,209 @@ static bool check_request(json_object *root, bool count, char *err, size_t n)
 	return check_optional(root, err, n);
 }
 
-/* Strict JSON (UTF-8 checked, no trailing bytes); NULL with err set otherwise. */
-static json_object *body_json(const struct buf *b, char *err, size_t n)
+/* ---- the model's rules (from the catalogue) ----------------------------- */
+
+/* Sampling parameters on a model that refuses them: the API's words. */
+static bool check_sampling(json_object *root, const struct catalogue_model *m, char *err, size_t n)
 {
-	size_t len = buf_pending(b);
+	static const char *const params[] = { "temperature", "top_p", "top_k" };
+
+	for (size_t i = 0; i < sizeof params / sizeof params[0] && !m->sampling; i++)
+		if (jget(root, params[i]))
+			return fail(err, n, "`%s` is deprecated for this model.", params[i]);
+	return true;
+}
+
+static bool check_tool_choice(json_object *root, const struct catalogue_model *m, char *err,
+			      size_t n)
+{
+	const char *t = json_object_get_string(jget(jget(root, "tool_choice"), "type"));
+
+	if (!m->forced_tool_choice && t && (strcmp(t, "any") == 0 || strcmp(t, "tool") == 0))
+		return fail(err, n, "tool_choice: forcing tool use (type `%s`) is not supported by "
+			    "this model; use `auto` or `none`", t);
+	return true;
+}
+
+/* output_config.effort: NULL when absent; a level the model refuses is a 400. */
+static bool read_effort(json_object *root, const struct catalogue_model *m, const char **effort,
+			char *err, size_t n)
+{
+	json_object *oc = jget(root, "output_config"), *e = jget(oc, "effort");
+
+	*effort = NULL;
+	if (oc && !json_object_is_type(oc, json_type_object))
+		return fail(err, n, "output_config: Input should be a valid dictionary");
+	if (!e)
+		return true;
+	if (!is_str(e))
+		return fail(err, n, "output_config.effort: Input should be a valid string");
+	if (!m->effort)
+		return fail(err, n, "output_config.effort: effort is not supported by this model");
+	if (!catalogue_effort_ok(m, json_object_get_string(e), (size_t)json_object_get_string_len(e)))
+		return fail(err, n, "output_config.effort: `%.32s` is not supported by this model",
+			    json_object_get_string(e));
+	*effort = json_object_get_string(e);
+	return true;
+}
+
+/* Adaptive thinking's tokens, the emulator's rule: low effort a quarter of max_tokens, medium
+ * half, anything else (high, xhigh, max, or no effort: the API's default) all of it. */
+static long adaptive_tokens(const char *effort, long max_tokens)
+{
+	if (effort && strcmp(effort, "low") == 0)
+		return max_tokens / 4;
+	if (effort && strcmp(effort, "medium") == 0)
+		return max_tokens / 2;
+	return max_tokens;
+}
+
+static bool check_enabled(json_object *th, const struct catalogue_model *m, long max_tokens,
+			  struct think *t, char *err, size_t n)
+{
+	json_object *b = jget(th, "budget_tokens");
+
+	if (m->thinking == CATALOGUE_THINKING_ALWAYS_ON)
+		return fail(err, n, "thinking.type: `enabled` is not supported on this model; use "
+			    "`adaptive` with `output_config.effort`");
+	if (!b)
+		return fail(err, n, "thinking.enabled.budget_tokens: Field required");
+	if (!json_object_is_type(b, json_type_int) || json_object_get_int64(b) < 1024)
+		return fail(err, n, "thinking.enabled.budget_tokens: Input should be greater than or "
+			    "equal to 1024");
+	if (json_object_get_int64(b) >= max_tokens)
+		return fail(err, n, "`max_tokens` must be greater than `thinking.budget_tokens`. "
+			    "Please consult our documentation at https://docs.claude.com/en/docs/"
+			    "build-with-claude/extended-thinking#max-tokens-and-context-window-size");
+	t->on = true;
+	t->tokens = (long)json_object_get_int64(b);
+	return true;
+}
+
+static bool check_adaptive(json_object *th, const struct catalogue_model *m, const char *effort,
+			   long max_tokens, struct think *t, char *err, size_t n)
+{
+	const char *display = json_object_get_string(jget(th, "display"));
+
+	if (m->thinking == CATALOGUE_THINKING_EXTENDED)
+		return fail(err, n, "thinking.type: `adaptive` is not supported on this model; use "
+			    "`enabled` with `budget_tokens`");
+	if (display && strcmp(display, "summarized") != 0 && strcmp(display, "omitted") != 0 &&
+	    strcmp(display, "updates") != 0)
+		return fail(err, n, "thinking.adaptive.display: Input should be 'summarized', "
+			    "'omitted' or 'updates'");
+	t->on = true;
+	t->shown = display && strcmp(display, "omitted") != 0;
+	t->tokens = adaptive_tokens(effort, max_tokens);
+	return true;
+}
+
+/* The thinking a request gets. No thinking member: an extended-thinking model does not think,
+ * an adaptive or always-on one thinks adaptively at the default effort. */
+static bool check_thinking(json_object *root, const struct catalogue_model *m, struct think *t,
+			   char *err, size_t n)
+{
+	json_object *th = jget(root, "thinking");
+	const char *type = json_object_get_string(jget(th, "type")), *effort;
+	long max_tokens = (long)json_object_get_int64(jget(root, "max_tokens"));
+
+	memset(t, 0, sizeof *t);
+	if (th && !json_object_is_type(th, json_type_object))
+		return fail(err, n, "thinking: Input should be a valid dictionary");
+	if (th && !is_str(jget(th, "type")))
+		return fail(err, n, "thinking.type: Field required");
+	if (!read_effort(root, m, &effort, err, n))
+		return false;
+	if (m->thinking == CATALOGUE_THINKING_NONE && type && strcmp(type, "disabled") != 0)
+		return fail(err, n, "thinking: this model does not support thinking");
+	if (!type) {
+		if (m->thinking == CATALOGUE_THINKING_ADAPTIVE || m->thinking == CATALOGUE_THINKING_ALWAYS_ON)
+			return check_adaptive(th, m, effort, max_tokens, t, err, n);
+		return true;
+	}
+	if (strcmp(type, "disabled") == 0) {
+		if (m->thinking == CATALOGUE_THINKING_ALWAYS_ON)
+			return fail(err, n, "thinking.type: `disabled` is not supported on this model; "
+				    "its thinking is always on (use `adaptive` with a low "
+				    "`output_config.effort`)");
+		return true;
+	}
+	if (strcmp(type, "enabled") == 0)
+		return check_enabled(th, m, max_tokens, t, err, n);
+	if (strcmp(type, "adaptive") == 0)
+		return check_adaptive(th, m, effort, max_tokens, t, err, n);
+	return fail(err, n, "thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'");
+}
+
+static const char *block_type(json_object *content, size_t i)
+{
+	if (!json_object_is_type(content, json_type_array) || i >= json_object_array_length(content))
+		return NULL;
+	return json_object_get_string(jget(json_object_array_get_idx(content, i), "type"));
+}
+
+static bool has_block(json_object *content, const char *type)
+{
+	size_t len = json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (strcmp(block_type(content, i), type) == 0)
+			return true;
+	return false;
+}
+
+/* With thinking on, the assistant turn whose tool_use the last user message answers with
+ * tool_result must come back with its thinking block first, as the API requires. */
+static bool check_thinking_back(json_object *root, char *err, size_t n)
+{
+	json_object *msgs = jget(root, "messages");
+	size_t len = json_object_array_length(msgs);
+	json_object *user = json_object_array_get_idx(msgs, len - 1), *prev, *content;
+	const char *first;
+
+	if (len < 2 || strcmp(json_object_get_string(jget(user, "role")), "user") != 0 ||
+	    !has_block(jget(user, "content"), "tool_result"))
+		return true;
+	prev = json_object_array_get_idx(msgs, len - 2);
+	content = jget(prev, "content");
+	if (strcmp(json_object_get_string(jget(prev, "role")), "assistant") != 0 ||
+	    !has_block(content, "tool_use"))
+		return true;
+	first = block_type(content, 0);
+	if (strcmp(first, "thinking") == 0 || strcmp(first, "redacted_thinking") == 0)
+		return true;
+	return fail(err, n, "messages.%zu.content.0.type: Expected `thinking` or `redacted_thinking`, "
+		    "but found `%.32s`. When `thinking` is enabled, a final `assistant` message must "
+		    "start with a thinking block (preceeding the lastmost set of `tool_use` and "
+		    "`tool_result` blocks). We recommend you include thinking blocks from previous "
+		    "turns. To avoid this requirement, disable `thinking`. Please consult our "
+		    "documentation at https://docs.claude.com/en/docs/build-with-claude/"
+		    "extended-thinking", len - 2, first);
+}
+
+/* The catalogue's rules for the model a valid request names: the model itself (a 404 when it
+ * is unknown or retired), sampling, tool_choice, thinking. 0 when they pass (t filled), else the
+ * status to answer with, and err. */
+static int check_model(json_object *root, struct think *t, char *err, size_t n)
+{
+	json_object *model = jget(root, "model");
+	const struct catalogue_model *m = models_find(json_object_get_string(model),
+						      (size_t)json_object_get_string_len(model));
+
+	if (!m) {
+		snprintf(err, n, "model: %.200s", json_object_get_string(model));
+		return 404;
+	}
+	if (!check_sampling(root, m, err, n) || !check_tool_choice(root, m, err, n) ||
+	    !check_thinking(root, m, t, err, n) || (t->on && !check_thinking_back(root, err, n)))
+		return 400;
+	return 0;
+}
+
+/* Strict JSON (UTF-8 checked, no trailing bytes); NULL with err set otherwise. */
+static json_object *body_json(const struct obuf *b, char *err, size_t n)
+{
+	size_t len = obuf_pending(b);
 	json_tokener *tok;
 	json_object *o;
 	enum json_tokener_error e;
@@ -494,8 +768,9 @@ static json_object *body_json(const struct buf *b, char *err, size_t n)
 
 /* The answer of a valid request, started on c: the message, and how to deliver it. */
 static void job_start(struct conn *c, json_object *root, const struct opts *o, enum fault f,
-		      const char *last, size_t last_len)
+		      const struct think *t, const char *last, size_t last_len)
 {
+	int64_t max_tokens = json_object_get_int64(jget(root, "max_tokens"));
 	json_object *model = jget(root, "model");
 	struct message m = { 0 };
 	struct delivery d = {
@@ -513,9 +788,11 @@ static void job_start(struct conn *c, json_object *root, const struct opts *o, e
 	if (f == F_HUGE) {
 		answer_huge(&m, o->arg);
 	} else {
+		if (t->on)
+			answer_think(&m, t, o->thinking, max_tokens);
 		answer_build(&m, last, last_len, o->words >= 0 ? o->words : api_config.words,
-			     json_object_get_int64(jget(root, "max_tokens")),
-			     jget(root, "stop_sequences"));
+			     max_tokens - m.think_tok, jget(root, "stop_sequences"));
+		m.out_tok += m.think_tok;
 	}
 	stream_start(c, &d, &m);
 }
@@ -575,8 +852,8 @@ static bool auth_ok(struct conn *c)
 }
 
 /* After validation: an injected error, or a job that produces the answer. */
-static void answer(struct conn *c, json_object *root, const struct opts *o, long attempt,
-		   struct buf *last)
+static void answer(struct conn *c, json_object *root, const struct opts *o, const struct think *t,
+		   long attempt, struct obuf *last)
 {
 	bool stream = json_object_get_boolean(jget(root, "stream"));
 	bool faulted = faults_applies(o->fault, stream) && (o->times < 0 || attempt <= o->times);
@@ -592,13 +869,13 @@ static void answer(struct conn *c, json_object *root, const struct opts *o, long
 		status_error((int)o->arg, &type, &msg);
 		conn_send_error(c, (int)o->arg, type, msg, o);
 	} else if (f == F_ECHO_KEY) {
-		struct buf msg = { 0 };
+		struct obuf msg = { 0 };
 
-		buf_fmt(&msg, "invalid x-api-key: %s", api_key(c));
-		conn_send_error(c, 401, "authentication_error", buf_cstr(&msg), o);
-		buf_free(&msg);
+		obuf_fmt(&msg, "invalid x-api-key: %s", api_key(c));
+		conn_send_error(c, 401, "authentication_error", obuf_cstr(&msg), o);
+		obuf_free(&msg);
 	} else {
-		job_start(c, root, o, f, buf_cstr(last), last->len);
+		job_start(c, root, o, f, t, obuf_cstr(last), last->len);
 	}
 }
 
@@ -615,9 +892,11 @@ static long id_attempt(const struct conn *c, const struct opts *o, json_object *
 static void handle_messages(struct conn *c)
 {
 	struct req *r = &c->rq;
-	char perr[160], verr[256], merr[160];
+	char perr[160], verr[768], merr[160];
 	struct opts o;
-	struct buf last = { 0 };
+	struct think t;
+	int status = 0;
+	struct obuf last = { 0 };
 	json_object *root = body_json(&r->body, perr, sizeof perr);
 	bool marks_ok = true;
 	long attempt;
@@ -627,7 +906,7 @@ static void handle_messages(struct conn *c)
 	stats.t.attempts++;
 	if (json_object_is_type(root, json_type_object)) {
 		last_user_text(root, &last);
-		marks_ok = faults_parse(buf_cstr(&last), last.len, &o, merr, sizeof merr);
+		marks_ok = faults_parse(obuf_cstr(&last), last.len, &o, merr, sizeof merr);
 	}
 	attempt = id_attempt(c, &o, root);
 	memcpy(r->log_id, o.id, sizeof r->log_id);
@@ -638,95 +917,69 @@ static void handle_messages(struct conn *c)
 		conn_send_error(c, 400, "invalid_request_error", perr, NULL);
 	else if (!check_request(root, false, verr, sizeof verr))
 		conn_send_error(c, 400, "invalid_request_error", verr, NULL);
+	else if ((status = check_model(root, &t, verr, sizeof verr)) != 0)
+		conn_send_error(c, status, status == 404 ? "not_found_error" : "invalid_request_error",
+				verr, NULL);
 	else if (!marks_ok)
 		conn_send_error(c, 400, "invalid_request_error", merr, NULL);
 	else
-		answer(c, root, &o, attempt, &last);
+		answer(c, root, &o, &t, attempt, &last);
 	json_object_put(root);
-	buf_free(&last);
+	obuf_free(&last);
 }
 
 static void handle_count(struct conn *c)
 {
-	char err[256];
-	json_object *root;
+	char err[768];
+	json_object *root, *model;
 
 	if (!auth_ok(c))
 		return;
 	root = body_json(&c->rq.body, err, sizeof err);
-	if (root && check_request(root, true, err, sizeof err)) {
+	model = jget(root, "model");
+	if (!root || !check_request(root, true, err, sizeof err)) {
+		conn_send_error(c, 400, "invalid_request_error", err, NULL);
+	} else if (!models_find(json_object_get_string(model),
+				(size_t)json_object_get_string_len(model))) {
+		snprintf(err, sizeof err, "model: %.200s", json_object_get_string(model));
+		conn_send_error(c, 404, "not_found_error", err, NULL);
+	} else {
 		json_object *o = jobj();
 
 		jset(o, "input_tokens", jint(input_tokens(root)));
 		conn_send_json(c, 200, o, NULL);
 		json_object_put(o);
-	} else {
-		conn_send_error(c, 400, "invalid_request_error", err, NULL);
 	}
 	json_object_put(root);
 }
 
-static const struct model {
-	const char *id, *name, *created;
-	long max_input, max_output;
-} MODELS[] = { /* newest first, like the real list */
-	{ "claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z", 200000, 64000 },
-	{ "claude-opus-4-20250514", "Claude Opus 4", "2025-05-22T00:00:00Z", 200000, 32000 },
-	{ "claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z", 200000, 8192 },
-};
-#define NMODELS (sizeof MODELS / sizeof MODELS[0])
-
-static json_object *model_json(const struct model *m)
-{
-	json_object *o = jobj();
-
-	jset(o, "type", jstr("model"));
-	jset(o, "id", jstr(m->id));
-	jset(o, "display_name", jstr(m->name));
-	jset(o, "created_at", jstr(m->created));
-	jset(o, "max_input_tokens", jint(m->max_input));
-	jset(o, "max_tokens", jint(m->max_output));
-	return o;
-}
-
 static void models_list(struct conn *c)
 {
-	json_object *o = jobj(), *data = json_object_new_array();
+	json_object *o;
 
-	if (!auth_ok(c)) {
-		json_object_put(o);
-		json_object_put(data);
+	if (!auth_ok(c))
 		return;
-	}
-	for (size_t i = 0; i < NMODELS; i++)
-		if (json_object_array_add(data, model_json(&MODELS[i])) != 0)
-			die("out of memory");
-	jset(o, "data", data);
-	jset(o, "has_more", json_object_new_boolean(0));
-	jset(o, "first_id", jstr(MODELS[0].id));
-	jset(o, "last_id", jstr(MODELS[NMODELS - 1].id));
+	o = models_list_json();
 	conn_send_json(c, 200, o, NULL);
 	json_object_put(o);
 }
 
 static void models_get(struct conn *c, const char *id)
 {
-	char msg[128];
+	char msg[160];
+	json_object *o;
 
 	if (!auth_ok(c))
 		return;
-	for (size_t i = 0; i < NMODELS; i++) {
-		if (strcmp(MODELS[i].id, id) == 0) {
-			json_object *o = model_json(&MODELS[i]);
-
-			conn_send_json(c, 200, o, NULL);
-			json_object_put(o);
-			return;
-		}
+	if ((o = models_get_json(id))) {
+		conn_send_json(c, 200, o, NULL);
+		json_object_put(o);
+		return;
 	}
-	snprintf(msg, sizeof msg, "model: %.100s", id);
+	snprintf(msg, sizeof msg, "model: %.128s", id);
 	conn_send_error(c, 404, "not_found_error", msg, NULL);
 }
+
 void api_route(struct conn *c, bool get, bool post)
 {
 	const char *p = c->rq.path;

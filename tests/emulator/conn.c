@@ -124,21 +124,21 @@ void conn_add(struct conn *c, const void *d, size_t n)
 {
 	if (c->dead)
 		return;
-	if (buf_pending(&c->out) + n > OUT_MAX) {
+	if (obuf_pending(&c->out) + n > OUT_MAX) {
 		warnmsg("output queue over %zu bytes, dropping connection", OUT_MAX);
 		c->dead = true;
 		return;
 	}
-	buf_add(&c->out, d, n);
+	obuf_add(&c->out, d, n);
 }
 
 void conn_flush(struct conn *c)
 {
-	while (!c->dead && buf_pending(&c->out)) {
-		ssize_t n = send(c->pl.fd, c->out.p + c->out.off, buf_pending(&c->out), MSG_NOSIGNAL);
+	while (!c->dead && obuf_pending(&c->out)) {
+		ssize_t n = send(c->pl.fd, c->out.p + c->out.off, obuf_pending(&c->out), MSG_NOSIGNAL);
 
 		if (n > 0)
-			buf_consume(&c->out, (size_t)n);
+			obuf_consume(&c->out, (size_t)n);
 		else if (n < 0 && errno == EINTR)
 			continue;
 		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -195,13 +195,13 @@ static bool conn_keeps(const struct conn *c)
 }
 
 /* The rate-limit headers of a 200 or a 429, with the window resetting in a minute. */
-static void head_ratelimit(struct buf *h, int status, time_t now)
+static void head_ratelimit(struct obuf *h, int status, time_t now)
 {
 	bool limited = status == 429;
 	char reset[32];
 
 	rfc3339(reset, sizeof reset, now + 60);
-	buf_fmt(h,
+	obuf_fmt(h,
 		"anthropic-ratelimit-requests-limit: %d\r\n"
 		"anthropic-ratelimit-requests-remaining: %d\r\n"
 		"anthropic-ratelimit-requests-reset: %s\r\n"
@@ -213,7 +213,7 @@ static void head_ratelimit(struct buf *h, int status, time_t now)
 }
 
 /* retry-after (1 on 429 and 529 unless a marker says otherwise) and the other retry knobs. */
-static void head_retry(struct buf *h, int status, const struct opts *o)
+static void head_retry(struct obuf *h, int status, const struct opts *o)
 {
 	const char *ra = NULL;
 
@@ -222,35 +222,35 @@ static void head_retry(struct buf *h, int status, const struct opts *o)
 	if (o && o->retry_after[0])
 		ra = o->retry_after;
 	if (ra)
-		buf_fmt(h, "retry-after: %s\r\n", ra);
+		obuf_fmt(h, "retry-after: %s\r\n", ra);
 	if (o && o->retry_after_ms[0])
-		buf_fmt(h, "retry-after-ms: %s\r\n", o->retry_after_ms);
+		obuf_fmt(h, "retry-after-ms: %s\r\n", o->retry_after_ms);
 	if (o && o->should_retry >= 0)
-		buf_fmt(h, "x-should-retry: %s\r\n", o->should_retry ? "true" : "false");
+		obuf_fmt(h, "x-should-retry: %s\r\n", o->should_retry ? "true" : "false");
 }
 
 void conn_head(struct conn *c, int status, const char *ctype, long long clen,
 	       const struct opts *o)
 {
-	struct buf h = { 0 };
+	struct obuf h = { 0 };
 	time_t now = time(NULL);
 	char date[64];
 
 	http_date(date, sizeof date, now);
-	buf_fmt(&h, "HTTP/1.1 %d %s\r\ndate: %s\r\ncontent-type: %s\r\n",
+	obuf_fmt(&h, "HTTP/1.1 %d %s\r\ndate: %s\r\ncontent-type: %s\r\n",
 		status, conn_reason(status), date, ctype);
 	if (clen < 0)
-		buf_str(&h, "transfer-encoding: chunked\r\ncache-control: no-cache\r\n");
+		obuf_str(&h, "transfer-encoding: chunked\r\ncache-control: no-cache\r\n");
 	else
-		buf_fmt(&h, "content-length: %lld\r\n", clen);
-	buf_fmt(&h, "request-id: %s\r\nconnection: %s\r\n", c->rq.rid,
+		obuf_fmt(&h, "content-length: %lld\r\n", clen);
+	obuf_fmt(&h, "request-id: %s\r\nconnection: %s\r\n", c->rq.rid,
 		conn_keeps(c) ? "keep-alive" : "close");
 	if (status == 200 || status == 429)
 		head_ratelimit(&h, status, now);
 	head_retry(&h, status, o);
-	buf_str(&h, "\r\n");
+	obuf_str(&h, "\r\n");
 	conn_add(c, h.p, h.len);
-	buf_free(&h);
+	obuf_free(&h);
 	c->rq.status = status;
 }
 
@@ -296,11 +296,11 @@ json_object *conn_headers_json(const struct conn *c)
 
 	for (size_t i = 0; i < r->nh; i++) {
 		if (json_object_object_get_ex(h, r->h[i].name, &prev)) {
-			struct buf joined = { 0 };
+			struct obuf joined = { 0 };
 
-			buf_fmt(&joined, "%s, %s", json_object_get_string(prev), r->h[i].value);
-			jset(h, r->h[i].name, jstr(buf_cstr(&joined)));
-			buf_free(&joined);
+			obuf_fmt(&joined, "%s, %s", json_object_get_string(prev), r->h[i].value);
+			jset(h, r->h[i].name, jstr(obuf_cstr(&joined)));
+			obuf_free(&joined);
 		} else {
 			jset(h, r->h[i].name, jstr(r->h[i].value));
 		}
@@ -311,7 +311,7 @@ json_object *conn_headers_json(const struct conn *c)
 static void req_free(struct req *r)
 {
 	free(r->head);
-	buf_free(&r->body);
+	obuf_free(&r->body);
 	memset(r, 0, sizeof *r);
 }
 
@@ -343,7 +343,7 @@ struct conn *conn_alloc(int fd)
 void conn_free(struct conn *c)
 {
 	req_free(&c->rq);
-	buf_free(&c->in);
-	buf_free(&c->out);
+	obuf_free(&c->in);
+	obuf_free(&c->out);
 	free(c);
 }

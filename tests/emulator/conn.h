@@ -27,7 +27,7 @@ struct req {
 	size_t nh;
 	bool keep_alive, chunked;
 	size_t clen;
-	struct buf body;
+	struct obuf body;
 	int ch_state;
 	size_t ch_left;
 	char rid[ID_LEN];
@@ -51,7 +51,7 @@ struct job; /* an answer in progress: see stream.h */
 struct conn {
 	struct pollable pl;
 	enum cstate st;
-	struct buf in, out;
+	struct obuf in, out;
 	size_t scanned; /* pending input already searched for the end of the headers */
 	struct req rq;
 	struct job *job;

@@ -33,7 +33,7 @@ static const struct fault_spec {
 void faults_init(struct opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->times = o->words = o->delay_ms = o->ttft_ms = -1;
+	o->times = o->words = o->delay_ms = o->ttft_ms = o->thinking = -1;
 	o->fault = F_NONE;
 	o->should_retry = -1;
 }
@@ -138,6 +138,8 @@ static bool opt_item(struct opts *o, const char *it, size_t n)
 		return parse_long(v, vn, 0, MS_MAX, &o->delay_ms);
 	if (key_is(it, kn, "ttft"))
 		return parse_long(v, vn, 0, MS_MAX, &o->ttft_ms);
+	if (key_is(it, kn, "thinking"))
+		return parse_long(v, vn, 0, COUNT_MAX, &o->thinking);
 	if (key_is(it, kn, "fault"))
 		return opt_fault(o, v, vn);
 	if (key_is(it, kn, "retry_after"))

@@ -20,6 +20,7 @@ enum fault {
 struct opts {
 	char id[ID_MAX + 1];
 	long times, words, delay_ms, ttft_ms;
+	long thinking; /* thinking=N: the thinking tokens of a thinking request */
 	enum fault fault;
 	long arg; /* status code, milliseconds, delta count or byte count */
 	char retry_after[24], retry_after_ms[24];

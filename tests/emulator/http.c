@@ -102,7 +102,7 @@ static void dispatch(struct conn *c)
 static void reject(struct conn *c, int status, const char *type, const char *msg)
 {
 	c->st = C_CLOSING;
-	buf_free(&c->in);
+	obuf_free(&c->in);
 	stats.t.requests++;
 	conn_send_error(c, status, type, msg, NULL);
 	log_req(c);
@@ -252,19 +252,19 @@ static bool head_framing(struct conn *c)
 /* Looks for a complete head; true when the connection's state changed. */
 static bool head_parse(struct conn *c)
 {
-	struct buf *in = &c->in;
+	struct obuf *in = &c->in;
 	const char *base, *end;
 	size_t avail, from, hlen;
 	int rc;
 
 	/* Stray CRLFs between requests are allowed (RFC 9112 section 2.2). */
-	while (buf_pending(in) && (in->p[in->off] == '\r' || in->p[in->off] == '\n')) {
-		buf_consume(in, 1);
+	while (obuf_pending(in) && (in->p[in->off] == '\r' || in->p[in->off] == '\n')) {
+		obuf_consume(in, 1);
 		c->scanned = 0;
 	}
 	if (!c->rq.rid[0])
 		make_id(c->rq.rid, "req_");
-	avail = buf_pending(in);
+	avail = obuf_pending(in);
 	if (!avail)
 		return false;
 	base = in->p + in->off;
@@ -279,7 +279,7 @@ static bool head_parse(struct conn *c)
 	}
 	hlen = (size_t)(end - base) + 4;
 	c->rq.head = xstrndup(base, hlen - 2); /* keep the CRLF ending the last field */
-	buf_consume(in, hlen);
+	obuf_consume(in, hlen);
 	c->scanned = 0;
 	rc = head_fields(&c->rq);
 	if (rc == 431)
@@ -308,7 +308,7 @@ static int chunk_line(struct req *r, const char *p, size_t n)
 		}
 		if (i == 0 || (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t'))
 			return 400;
-		if (v > BODY_MAX - buf_pending(&r->body))
+		if (v > BODY_MAX - obuf_pending(&r->body))
 			return 413;
 		r->ch_left = v;
 		r->ch_state = v ? CH_DATA : CH_TRAILER;
@@ -328,10 +328,10 @@ static int chunk_line(struct req *r, const char *p, size_t n)
 static int chunked_feed(struct conn *c)
 {
 	struct req *r = &c->rq;
-	struct buf *in = &c->in;
+	struct obuf *in = &c->in;
 
 	for (;;) {
-		size_t avail = buf_pending(in), ln;
+		size_t avail = obuf_pending(in), ln;
 		const char *p, *nl;
 		int rc;
 
@@ -341,8 +341,8 @@ static int chunked_feed(struct conn *c)
 		if (r->ch_state == CH_DATA) {
 			size_t take = avail < r->ch_left ? avail : r->ch_left;
 
-			buf_add(&r->body, p, take);
-			buf_consume(in, take);
+			obuf_add(&r->body, p, take);
+			obuf_consume(in, take);
 			r->ch_left -= take;
 			if (!r->ch_left)
 				r->ch_state = CH_DATA_END;
@@ -354,7 +354,7 @@ static int chunked_feed(struct conn *c)
 		if (ln > CHUNK_LINE_MAX)
 			return 400;
 		rc = chunk_line(r, p, ln && p[ln - 1] == '\r' ? ln - 1 : ln);
-		buf_consume(in, ln + 1);
+		obuf_consume(in, ln + 1);
 		if (rc != FEED_MORE)
 			return rc;
 	}
@@ -363,15 +363,15 @@ static int chunked_feed(struct conn *c)
 static int plain_feed(struct conn *c)
 {
 	struct req *r = &c->rq;
-	size_t take = buf_pending(&c->in), need = r->clen - buf_pending(&r->body);
+	size_t take = obuf_pending(&c->in), need = r->clen - obuf_pending(&r->body);
 
 	if (take > need)
 		take = need;
 	if (take) {
-		buf_add(&r->body, c->in.p + c->in.off, take);
-		buf_consume(&c->in, take);
+		obuf_add(&r->body, c->in.p + c->in.off, take);
+		obuf_consume(&c->in, take);
 	}
-	return buf_pending(&r->body) == r->clen ? FEED_DONE : FEED_MORE;
+	return obuf_pending(&r->body) == r->clen ? FEED_DONE : FEED_MORE;
 }
 
 /* Moves body bytes out of the input buffer; true when the state changed. */
@@ -417,7 +417,7 @@ static void conn_eof(struct conn *c)
 {
 	stream_finish(c);
 	c->peer_eof = true;
-	if (c->job || c->st == C_CLOSING || !buf_pending(&c->out))
+	if (c->job || c->st == C_CLOSING || !obuf_pending(&c->out))
 		c->dead = true;
 	else
 		c->st = C_CLOSING;
@@ -437,7 +437,7 @@ static void conn_read(struct conn *c)
 			if (c->discarded > DISCARD_MAX)
 				c->dead = true;
 		} else {
-			size_t room = HEAD_MAX - buf_pending(&c->in);
+			size_t room = HEAD_MAX - obuf_pending(&c->in);
 
 			/* Only a busy connection with a pipelined request can fill up;
 			 * reading resumes once the current answer is done. */
@@ -445,7 +445,7 @@ static void conn_read(struct conn *c)
 				return;
 			if (room > READ_CHUNK)
 				room = READ_CHUNK;
-			buf_reserve(&c->in, room);
+			obuf_reserve(&c->in, room);
 			n = recv(c->pl.fd, c->in.p + c->in.len, room, 0);
 			if (n > 0) {
 				c->in.len += (size_t)n;
@@ -498,7 +498,7 @@ static void conn_close(struct conn *c)
  */
 static void conn_settle(struct conn *c)
 {
-	while (!c->dead && !buf_pending(&c->out)) {
+	while (!c->dead && !obuf_pending(&c->out)) {
 		if (stream_finish(c)) {
 			conn_process(c);
 			conn_read(c);

@@ -36,20 +36,29 @@
 
 #include "api.h"
 #include "http.h"
+#include "models.h"
 #include "stats.h"
 #include "util.h"
 
 #define LISTEN_BACKLOG 4096
 
+#ifndef EMU_MODELS_FILE
+#define EMU_MODELS_FILE "data/models.json" /* the build passes the source tree's copy */
+#endif
+#define RETIRE_MAX 64
+
 static struct {
-	const char *listen, *port_file, *log_path;
+	const char *listen, *port_file, *log_path, *models, *models_override;
+	const char *retire[RETIRE_MAX];
+	size_t nretire;
 	bool verbose;
-} cfg = { "127.0.0.1:0", NULL, NULL, false };
+} cfg = { "127.0.0.1:0", NULL, NULL, EMU_MODELS_FILE, NULL, { NULL }, 0, false };
 
 static void usage(FILE *f)
 {
 	fputs("usage: llm-emu [--listen HOST:PORT] [--port-file FILE] [--key KEY] [--words N]\n"
-	      "               [--delay-ms MS] [--ttft-ms MS] [--log FILE] [-v]\n", f);
+	      "               [--delay-ms MS] [--ttft-ms MS] [--log FILE] [-v]\n"
+	      "               [--models FILE] [--models-override FILE] [--retire MODEL]...\n", f);
 }
 
 static long arg_long(const char *name, const char *v, long lo, long hi)
@@ -72,6 +81,9 @@ static void parse_args(int argc, char **argv)
 		{ "ttft-ms", required_argument, NULL, 't' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "models", required_argument, NULL, 'm' },
+		{ "models-override", required_argument, NULL, 'M' },
+		{ "retire", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -87,6 +99,13 @@ static void parse_args(int argc, char **argv)
 		case 't': api_config.ttft_ms = arg_long("--ttft-ms", optarg, 0, MS_MAX); break;
 		case 'L': cfg.log_path = optarg; break;
 		case 'v': cfg.verbose = true; break;
+		case 'm': cfg.models = optarg; break;
+		case 'M': cfg.models_override = optarg; break;
+		case 'r':
+			if (cfg.nretire == RETIRE_MAX)
+				die("--retire: at most %d models", RETIRE_MAX);
+			cfg.retire[cfg.nretire++] = optarg;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -140,13 +159,13 @@ static int signals_setup(void)
 /* Readers poll for the file, so it must appear complete or not at all. */
 static void write_port_file(const char *path, const char *port)
 {
-	struct buf tmp = { 0 };
+	struct obuf tmp = { 0 };
 	const char *t;
 	FILE *f;
 	int werr;
 
-	buf_fmt(&tmp, "%s.tmp", path);
-	t = buf_cstr(&tmp);
+	obuf_fmt(&tmp, "%s.tmp", path);
+	t = obuf_cstr(&tmp);
 	if (!(f = fopen(t, "w")))
 		die("%s: %s", t, strerror(errno));
 	werr = fprintf(f, "%s\n", port) < 0;
@@ -154,7 +173,7 @@ static void write_port_file(const char *path, const char *port)
 		die("%s: write failed", t);
 	if (rename(t, path) != 0)
 		die("rename %s: %s", t, strerror(errno));
-	buf_free(&tmp);
+	obuf_free(&tmp);
 }
 
 static void announce(int fd)
@@ -245,6 +264,9 @@ int main(int argc, char **argv)
 	}
 	if (log_fp && setvbuf(log_fp, NULL, _IOLBF, 0) != 0)
 		warnmsg("setvbuf: cannot line-buffer the log");
+	models_load(cfg.models, cfg.models_override);
+	for (size_t i = 0; i < cfg.nretire; i++)
+		models_retire(cfg.retire[i]);
 	raise_nofile();
 	signal_fd = signals_setup();
 	rng_seed();
@@ -253,6 +275,7 @@ int main(int argc, char **argv)
 	http_serve(listen_fd, signal_fd, log_fp);
 
 	stats_free();
+	models_free();
 	xclose(listen_fd);
 	xclose(signal_fd);
 	if (log_fp && log_fp != stderr && fclose(log_fp) != 0)

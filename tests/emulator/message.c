@@ -1,6 +1,7 @@
 /* message: see message.h. */
 #include "message.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 json_object *message_usage_json(const struct message *m, long out_tokens, bool tier)
@@ -8,8 +9,13 @@ json_object *message_usage_json(const struct message *m, long out_tokens, bool t
 	json_object *u = jobj();
 
 	jset(u, "input_tokens", jint(m->in_tok));
+	json_object *cc = jobj();
+
+	jset(cc, "ephemeral_5m_input_tokens", jint(0));
+	jset(cc, "ephemeral_1h_input_tokens", jint(0));
 	jset(u, "cache_creation_input_tokens", jint(0));
 	jset(u, "cache_read_input_tokens", jint(0));
+	jset(u, "cache_creation", cc);
 	jset(u, "output_tokens", jint(out_tokens));
 	if (tier)
 		jset(u, "service_tier", jstr("standard"));
@@ -24,7 +30,17 @@ json_object *message_json(const struct message *m, bool start)
 	jset(o, "type", jstr("message"));
 	jset(o, "role", jstr("assistant"));
 	jset(o, "model", jstr(m->model));
-	if (!start) {
+	if (!start && m->thinking) {
+		json_object *b = jobj();
+
+		jset(b, "type", jstr("thinking"));
+		jset(b, "thinking", jstr(m->thinking));
+		jset(b, "signature", jstr(m->signature));
+		if (json_object_array_add(content, b) != 0)
+			die("out of memory");
+	}
+	/* Thinking that ran to max_tokens leaves no text block at all. */
+	if (!start && (!m->thinking || m->ndeltas)) {
 		json_object *b = jobj();
 
 		jset(b, "type", jstr("text"));
@@ -39,8 +55,18 @@ json_object *message_json(const struct message *m, bool start)
 	return o;
 }
 
+void message_signature(const char *thinking, size_t n, char out[SIG_LEN])
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: deterministic, and enough for a test */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)thinking[i]) * 0x100000001b3ull;
+	snprintf(out, SIG_LEN, "EmuSig%016llx", (unsigned long long)h);
+}
+
 void message_free(struct message *m)
 {
+	free(m->thinking);
 	free(m->model);
 	free(m->text);
 	free(m->stop_seq);

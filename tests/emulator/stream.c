@@ -26,8 +26,8 @@ struct job {
 	struct message msg;
 	size_t sent; /* deltas out so far */
 	const char *nl;
-	struct buf body; /* JSON answers: the whole body, built up front */
-	struct buf pend; /* drip/split: bytes still to go out piece by piece */
+	struct obuf body; /* JSON answers: the whole body, built up front */
+	struct obuf pend; /* drip/split: bytes still to go out piece by piece */
 	unsigned piece_seq;
 };
 
@@ -54,8 +54,8 @@ static void note_first_delta(const struct job *j)
 static void job_free(struct job *j)
 {
 	message_free(&j->msg);
-	buf_free(&j->body);
-	buf_free(&j->pend);
+	obuf_free(&j->body);
+	obuf_free(&j->pend);
 	free(j);
 }
 
@@ -104,7 +104,7 @@ static void job_emit(struct conn *c, const char *d, size_t n)
 	struct job *j = c->job;
 
 	if (j->pieces)
-		buf_add(&j->pend, d, n);
+		obuf_add(&j->pend, d, n);
 	else
 		conn_body(c, j->stream, d, n);
 }
@@ -113,17 +113,17 @@ static void job_emit(struct conn *c, const char *d, size_t n)
 static void emit_event(struct conn *c, const char *name, const char *data, size_t n)
 {
 	struct job *j = c->job;
-	struct buf e = { 0 };
+	struct obuf e = { 0 };
 
-	buf_fmt(&e, "event: %s%s", name, j->nl);
+	obuf_fmt(&e, "event: %s%s", name, j->nl);
 	if (j->fault == F_UNKNOWN_EVENT && strcmp(name, "content_block_delta") == 0)
-		buf_fmt(&e, ": a comment line inside an event%s", j->nl);
-	buf_str(&e, "data: ");
-	buf_add(&e, data, n);
-	buf_str(&e, j->nl);
-	buf_str(&e, j->nl);
+		obuf_fmt(&e, ": a comment line inside an event%s", j->nl);
+	obuf_str(&e, "data: ");
+	obuf_add(&e, data, n);
+	obuf_str(&e, j->nl);
+	obuf_str(&e, j->nl);
 	job_emit(c, e.p, e.len);
-	buf_free(&e);
+	obuf_free(&e);
 }
 
 static void emit_lit(struct conn *c, const char *name, const char *data)
@@ -174,6 +174,51 @@ static bool fault_due(const struct job *j)
 	return j->sent == at;
 }
 
+/* Thinking that ran to max_tokens leaves no text block at all. */
+static bool text_block(const struct job *j)
+{
+	return !j->msg.thinking || j->msg.ndeltas;
+}
+
+static void emit_block_start(struct conn *c, int index, const char *type)
+{
+	json_object *o = jobj(), *b = jobj();
+
+	jset(b, "type", jstr(type));
+	jset(b, type, jstr(""));
+	if (strcmp(type, "thinking") == 0)
+		jset(b, "signature", jstr(""));
+	jset(o, "type", jstr("content_block_start"));
+	jset(o, "index", jint(index));
+	jset(o, "content_block", b);
+	emit_json(c, "content_block_start", o);
+}
+
+static void emit_delta(struct conn *c, int index, const char *type, const char *key,
+		       const char *text, size_t n)
+{
+	json_object *o = jobj(), *d = jobj();
+
+	jset(o, "type", jstr("content_block_delta"));
+	jset(o, "index", jint(index));
+	jset(d, "type", jstr(type));
+	jset(d, key, json_object_new_string_len(text, (int)n));
+	jset(o, "delta", d);
+	emit_json(c, "content_block_delta", o);
+}
+
+/* The thinking block, whole, before the text: its text (none when omitted), its signature. */
+static void emit_thinking(struct conn *c)
+{
+	const struct message *m = &c->job->msg;
+
+	emit_block_start(c, 0, "thinking");
+	if (*m->thinking)
+		emit_delta(c, 0, "thinking_delta", "thinking", m->thinking, strlen(m->thinking));
+	emit_delta(c, 0, "signature_delta", "signature", m->signature, strlen(m->signature));
+	emit_lit(c, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
+}
+
 static void stream_head(struct conn *c)
 {
 	static const char *const garbage[] = {
@@ -200,9 +245,10 @@ static void stream_head(struct conn *c)
 	jset(start, "type", jstr("message_start"));
 	jset(start, "message", message_json(&j->msg, true));
 	emit_json(c, "message_start", start);
-	emit_lit(c, "content_block_start",
-		 "{\"type\":\"content_block_start\",\"index\":0,"
-		 "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}");
+	if (j->msg.thinking)
+		emit_thinking(c);
+	if (text_block(j))
+		emit_block_start(c, j->msg.thinking ? 1 : 0, "text");
 	emit_lit(c, "ping", "{\"type\": \"ping\"}");
 	if (j->fault == F_UNKNOWN_EVENT) {
 		static const char comment[] = ": a comment between events\n\n";
@@ -216,7 +262,6 @@ static bool stream_delta(struct conn *c)
 {
 	struct job *j = c->job;
 	const size_t *doff = j->msg.doff;
-	json_object *o, *d;
 
 	if (fault_due(j)) {
 		if (j->fault == F_CUT)
@@ -231,15 +276,8 @@ static bool stream_delta(struct conn *c)
 		j->ph = PH_TAIL;
 		return false;
 	}
-	o = jobj();
-	d = jobj();
-	jset(o, "type", jstr("content_block_delta"));
-	jset(o, "index", jint(0));
-	jset(d, "type", jstr("text_delta"));
-	jset(d, "text", json_object_new_string_len(j->msg.text + doff[j->sent],
-						   (int)(doff[j->sent + 1] - doff[j->sent])));
-	jset(o, "delta", d);
-	emit_json(c, "content_block_delta", o);
+	emit_delta(c, j->msg.thinking ? 1 : 0, "text_delta", "text", j->msg.text + doff[j->sent],
+		   doff[j->sent + 1] - doff[j->sent]);
 	if (j->sent++ == 0)
 		note_first_delta(j);
 	j->ph = PH_GAP;
@@ -253,7 +291,13 @@ static void stream_tail(struct conn *c)
 
 	if (j->fault == F_UNKNOWN_EVENT)
 		emit_future_event(c);
-	emit_lit(c, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
+	if (text_block(j)) {
+		json_object *stop = jobj();
+
+		jset(stop, "type", jstr("content_block_stop"));
+		jset(stop, "index", jint(j->msg.thinking ? 1 : 0));
+		emit_json(c, "content_block_stop", stop);
+	}
 	jset(d, "stop_reason", jstr(j->msg.stop_reason));
 	jset(d, "stop_sequence", j->msg.stop_seq ? jstr(j->msg.stop_seq) : NULL);
 	jset(o, "type", jstr("message_delta"));
@@ -314,7 +358,7 @@ static bool json_phase(struct conn *c)
 		return wait_ms(c, (j->fault == F_SLOW_FIRST ? j->arg : 0) + j->ttft_ms +
 					  (long)j->msg.ndeltas * j->delay_ms);
 	case PH_HEAD:
-		n = buf_pending(&j->body);
+		n = obuf_pending(&j->body);
 		conn_head(c, 200, "application/json", (long long)n, NULL);
 		if (j->fault == F_CUT) {
 			conn_body(c, false, j->body.p, n / 2);
@@ -358,12 +402,12 @@ void stream_step(struct conn *c)
 
 		if (c->dead || !j)
 			return;
-		if (buf_pending(&j->pend)) {
+		if (obuf_pending(&j->pend)) {
 			const char *p = j->pend.p + j->pend.off;
-			size_t n = piece_len(j, p, buf_pending(&j->pend));
+			size_t n = piece_len(j, p, obuf_pending(&j->pend));
 
 			conn_body(c, j->stream, p, n);
-			buf_consume(&j->pend, n);
+			obuf_consume(&j->pend, n);
 			if (wait_ms(c, j->gap_ms))
 				return;
 			continue;
@@ -377,7 +421,7 @@ bool stream_finish(struct conn *c)
 {
 	struct job *j = c->job;
 
-	if (!j || j->ph != PH_FLUSH || buf_pending(&j->pend) || buf_pending(&c->out))
+	if (!j || j->ph != PH_FLUSH || obuf_pending(&j->pend) || obuf_pending(&c->out))
 		return false;
 	job_end(c, j->end_how);
 	conn_request_done(c);
@@ -397,17 +441,17 @@ static void json_body(struct job *j)
 	const char *s;
 
 	if (j->fault == F_TRUNC_JSON) {
-		buf_str(&j->body, "{\"id\":\"msg_x\",\"type\":\"message\","
+		obuf_str(&j->body, "{\"id\":\"msg_x\",\"type\":\"message\","
 				  "\"content\":[{\"type\":\"text\",\"text\":\"abc");
 		return;
 	}
 	if (j->fault == F_GARBAGE) {
-		buf_str(&j->body, "{\"type\":\"message\",\"content\":[\xff\xfe<<garbage>>");
+		obuf_str(&j->body, "{\"type\":\"message\",\"content\":[\xff\xfe<<garbage>>");
 		return;
 	}
 	m = message_json(&j->msg, false);
 	s = json_object_to_json_string_length(m, JFLAGS, &n);
-	buf_add(&j->body, s, n);
+	obuf_add(&j->body, s, n);
 	json_object_put(m);
 }
 

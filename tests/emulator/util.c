@@ -40,46 +40,18 @@ void die(const char *fmt, ...)
 	exit(1);
 }
 
-void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (!q)
-		die("out of memory");
-	return q;
-}
-
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		die("out of memory");
-	return p;
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-	char *d = xrealloc(NULL, n + 1);
-
-	if (n)
-		memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
-
 void xclose(int fd)
 {
 	if (close(fd) != 0 && errno != EINTR)
 		warnmsg("close: %s", strerror(errno));
 }
 
-size_t buf_pending(const struct buf *b)
+size_t obuf_pending(const struct obuf *b)
 {
 	return b->len - b->off;
 }
 
-void buf_reserve(struct buf *b, size_t n)
+void obuf_reserve(struct obuf *b, size_t n)
 {
 	size_t cap;
 
@@ -100,34 +72,34 @@ void buf_reserve(struct buf *b, size_t n)
 	b->cap = cap;
 }
 
-void buf_add(struct buf *b, const void *d, size_t n)
+void obuf_add(struct obuf *b, const void *d, size_t n)
 {
 	if (!n)
 		return;
-	buf_reserve(b, n);
+	obuf_reserve(b, n);
 	memcpy(b->p + b->len, d, n);
 	b->len += n;
 }
 
-void buf_str(struct buf *b, const char *s)
+void obuf_str(struct obuf *b, const char *s)
 {
-	buf_add(b, s, strlen(s));
+	obuf_add(b, s, strlen(s));
 }
 
-void buf_fmt(struct buf *b, const char *fmt, ...)
+void obuf_fmt(struct obuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
 	/* Try the room there is; on truncation grow to the size reported. */
-	buf_reserve(b, 128);
+	obuf_reserve(b, 128);
 	va_start(ap, fmt);
 	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		die("vsnprintf failed");
 	if ((size_t)n >= b->cap - b->len) {
-		buf_reserve(b, (size_t)n + 1);
+		obuf_reserve(b, (size_t)n + 1);
 		va_start(ap, fmt);
 		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
 		va_end(ap);
@@ -136,21 +108,21 @@ void buf_fmt(struct buf *b, const char *fmt, ...)
 }
 
 /* The pending bytes as a C string (always allocated, so never NULL). */
-const char *buf_cstr(struct buf *b)
+const char *obuf_cstr(struct obuf *b)
 {
-	buf_reserve(b, 1);
+	obuf_reserve(b, 1);
 	b->p[b->len] = '\0';
 	return b->p + b->off;
 }
 
-void buf_consume(struct buf *b, size_t n)
+void obuf_consume(struct obuf *b, size_t n)
 {
 	b->off += n;
 	if (b->off == b->len)
 		b->off = b->len = 0;
 }
 
-void buf_free(struct buf *b)
+void obuf_free(struct obuf *b)
 {
 	free(b->p);
 	memset(b, 0, sizeof *b);

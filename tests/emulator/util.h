@@ -15,6 +15,8 @@
 
 #include <json-c/json.h>
 
+#include "buf.h"
+
 /* Limits shared by several modules; each module keeps its own private ones. */
 #define ID_MAX    63                 /* a marker id= (statistics name) */
 #define ID_LEN    29                 /* "req_"/"msg_" + 24 + NUL */
@@ -27,26 +29,24 @@
 void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/* A test tool has no better answer to memory exhaustion than stopping loudly. */
-void *xrealloc(void *p, size_t n);
-void *xcalloc(size_t n, size_t size);
-char *xstrndup(const char *s, size_t n);
+/* xrealloc, xcalloc, xstrndup, xstrdup come from the gateway's src/buf.c, linked in with
+ * src/catalogue.c (which uses them): they abort when memory runs out, which suits a test tool. */
 void xclose(int fd);
 
 /* Byte buffer: p[off..len) is pending; consumed bytes are reclaimed lazily. */
-struct buf {
+struct obuf {
 	char *p;
 	size_t off, len, cap;
 };
 
-size_t buf_pending(const struct buf *b);
-void buf_reserve(struct buf *b, size_t n);
-void buf_add(struct buf *b, const void *d, size_t n);
-void buf_str(struct buf *b, const char *s);
-void buf_fmt(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *buf_cstr(struct buf *b); /* the pending bytes as a C string, never NULL */
-void buf_consume(struct buf *b, size_t n);
-void buf_free(struct buf *b);
+size_t obuf_pending(const struct obuf *b);
+void obuf_reserve(struct obuf *b, size_t n);
+void obuf_add(struct obuf *b, const void *d, size_t n);
+void obuf_str(struct obuf *b, const char *s);
+void obuf_fmt(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *obuf_cstr(struct obuf *b); /* the pending bytes as a C string, never NULL */
+void obuf_consume(struct obuf *b, size_t n);
+void obuf_free(struct obuf *b);
 
 int64_t mono_us(void);   /* monotonic microseconds, for deadlines */
 double wall_now(void);   /* Unix time with microseconds, for /stats */

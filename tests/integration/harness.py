@@ -115,6 +115,7 @@ def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("ANTHROPIC_") and not k.startswith("LLM_FCGI_")}
     env.update(extra or {})
+    env.setdefault("LLM_FCGI_MODELS_FILE", os.path.join(SRCDIR, "data", "models.json"))  # not installed
     return env
 
 

@@ -15,8 +15,9 @@ from harness import API_KEY, HERE, Stack, Stream, http, http_json, marker, run_t
 
 CLIENT_KEY = "sk-client-0123456789abcdef"
 OTHER_KEY = "sk-client-second-key"
-SONNET = "claude-sonnet-4-20250514"
-HAIKU = "claude-3-5-haiku-20241022"
+# Extended-thinking models: they think only when asked, so these pass-through answers stay text.
+SONNET = "claude-sonnet-4-5-20250929"
+HAIKU = "claude-haiku-4-5-20251001"
 MODELS = "%s %s, fast=%s gpt-4o=%s" % (SONNET, HAIKU, HAIKU, SONNET)
 SDK_DIR = os.path.join(HERE, "sdk")
 LIMIT = 8192
@@ -161,9 +162,9 @@ def check_messages(tap, s):
 
     before = emu.stats()["attempts"]
     js = anth_error(tap, http_json("POST", base + "/v1/messages", json.dumps(
-        {"model": "claude-opus-4-20250514", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}),
+        {"model": "claude-opus-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}),
         anth_headers()), 400, "invalid_request_error", "a model not in the list: 400")
-    tap.ok(js and "claude-opus-4-20250514" in js["error"]["message"], "the message names the model", js)
+    tap.ok(js and "claude-opus-5-5" in js["error"]["message"], "the message names the model", js)
     js = anth_error(tap, http_json("POST", base + "/v1/messages", json.dumps(
         {"model": SONNET, "max_tokens": LIMIT + 1, "messages": [{"role": "user", "content": "x"}]}),
         anth_headers()), 400, "invalid_request_error", "max_tokens above max_tokens_limit: 400")
@@ -301,8 +302,8 @@ def check_side_endpoints(tap, s):
            and all(m["type"] == "model" and m["display_name"] and re.match(r"\d{4}-\d\d-\d\dT", m["created_at"])
                    for m in js["data"]), "models: the API's list shape", js)
     fast = js["data"][2]
-    tap.ok(fast["created_at"] == "2024-10-22T00:00:00Z" and HAIKU in fast["display_name"]
-           and fast["object"] == "model" and fast["created"] == 1729555200, "models: an alias shows its target", fast)
+    tap.ok(fast["created_at"] == "2025-10-01T00:00:00Z" and HAIKU in fast["display_name"]
+           and fast["object"] == "model" and fast["created"] == 1759276800, "models: an alias shows its target", fast)
     st, h, raw = http("HEAD", base + "/v1/models", None, anth_headers())
     tap.ok(st == 200 and raw == b"", "HEAD /v1/models", (st, raw))
 
@@ -394,7 +395,7 @@ def check_chat(tap, s):
     tap.ok(h.get("x-request-id", "").startswith("req_"), "chat: x-request-id", h)
     sent = emu.stats("c-plain")["last_request"]
     no_client_key_upstream(tap, sent, "chat")
-    tap.eq(sent["body"], {"model": SONNET, "max_tokens": 512, "system": "Be brief.\n\nNo lists.",
+    tap.eq(sent["body"], {"model": SONNET, "max_tokens": 1024, "system": "Be brief.\n\nNo lists.",
                           "messages": [{"role": "user", "content": "earlier question"},
                                        {"role": "assistant", "content": "earlier answer"},
                                        {"role": "user", "content": [{"type": "text", "text": text}]}],
@@ -522,7 +523,7 @@ def check_chat_stream(tap, s):
 
 def check_open(tap):
     """Without client_keys_file /v1/ is open; without models only model is served. Mounted under /ai."""
-    s = Stack(prefix="/ai/", settings={"max_retries": 0})
+    s = Stack(prefix="/ai/", settings={"max_retries": 0, "model": SONNET})
     try:
         body = json.dumps({"model": SONNET, "max_tokens": 8, "messages": [{"role": "user", "content": "hi " + marker("open")}]})
         st, _, js, raw = http_json("POST", s.base + "/v1/messages", body, {"Content-Type": "application/json"})

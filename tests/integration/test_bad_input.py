@@ -24,7 +24,7 @@ PSS_SLACK_KB = 4                # per worker
 DEPTH = 10000
 FAST_S = 3.0 if SLOW else 1.0     # the early 413: at once, never waiting for the body
 
-MODEL = b"claude-sonnet-4-20250514"  # the default model, the one the /v1/ routes accept
+MODEL = b"claude-sonnet-5-5"  # the default model, the one the /v1/ routes accept
 AMP_BODY = 4 * 1024 * 1024       # the review's /v1/messages body
 AMP_FACTOR = 16                   # peak RSS growth allowed per body byte (b525240: ~264)
 TRIM_SLACK_KB = 4096              # what a large request may leave resident

@@ -100,7 +100,7 @@ def check_retry_after(tap, s):
         ra = h.get("retry-after", "")
         tap.ok(st == 429 and ra.isdigit() and 1 <= int(ra) <= 86400,
                "upstream %s: %s -> 429 with Retry-After in 1..86400 (got %r)" % (name, huge, ra), (st, h))
-        body = {"model": "claude-sonnet-4-20250514", "max_tokens": 8,
+        body = {"model": "claude-sonnet-5-5", "max_tokens": 8,
                 "messages": [{"role": "user", "content": text}]}
         st, h, b = http("POST", s.base + "/v1/messages", json.dumps(body),
                         {"Content-Type": J, "anthropic-version": "2023-06-01"})
@@ -155,7 +155,7 @@ def check_type_scrubbed(tap):
         seen.append(http("POST", s.base + "/stream", json.dumps({"text": "hi"}), SSE))
         seen.append(http("POST", s.base + "/stream", json.dumps({"text": "hi"}), {"Content-Type": J}))
         seen.append(http("POST", s.base + "/v1/chat/completions", json.dumps(
-            {"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "hi"}]}),
+            {"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": "hi"}]}),
             {"Content-Type": J}))
         for (st, h, b), name in zip(seen, ("sync 418", "SSE error event", "text error line", "chat 418")):
             tap.ok(st in (200, 418, 502) and API_KEY.encode() not in b and b"bad_key_" in b,

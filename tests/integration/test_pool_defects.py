@@ -115,7 +115,7 @@ READ, WRITE = 0, 1  # x86_64 system call numbers
 def check_reload_in_flight(tap, tmp, emu):
     """Item 7: a reload interrupts no read or write of a request in flight."""
     pool = PreforkPool(tmp, emu.url, workers=3, settings={"max_retries": 0, "grace_period": 30},
-                       config="model = model-a\n", name="inflight")
+                       config="model = claude-sonnet-5-5\n", name="inflight")
     up = st = None
     try:
         sock = pool.sock
@@ -139,7 +139,7 @@ def check_reload_in_flight(tap, tmp, emu):
         except RuntimeError:
             pass
         tap.diag("blocked in read: %s, in write: %s" % (in_syscall(old, {READ}), in_syscall(old, {WRITE})))
-        pool.write_config("model = model-b\n")
+        pool.write_config("model = claude-haiku-5-5\n")
         os.kill(pool.parent, signal.SIGHUP)
         try:
             wait_for(lambda: len(set(pool.pids()) - set(old)) == 3, timeout=10, what="new generation")
@@ -161,7 +161,7 @@ def check_reload_in_flight(tap, tmp, emu):
                "reload: a back-pressured stream during SIGHUP completes whole (%d deltas, then done)" % words,
                (r.status, deltas, evs[-1:] if evs else r.body[-300:]))
         r = summarize(sock, "after the reload")
-        tap.ok(r.status == 200 and (r.json() or {}).get("model") == "model-b",
+        tap.ok(r.status == 200 and (r.json() or {}).get("model") == "claude-haiku-5-5",
                "reload: the new configuration is in effect", (r.status, r.body[:200]))
     finally:
         for c in (up, st):
@@ -172,12 +172,12 @@ def check_reload_in_flight(tap, tmp, emu):
 
 def check_reload_zero(tap, tmp, emu):
     """Item 8: a reload to workers = 0 is refused; the old generation keeps serving."""
-    pool = PreforkPool(tmp, emu.url, workers=None, config="workers = 2\nmodel = model-a\n",
+    pool = PreforkPool(tmp, emu.url, workers=None, config="workers = 2\nmodel = claude-sonnet-5-5\n",
                        settings={"max_retries": 0}, name="filepool", expect=2)
     try:
         sock = pool.sock
         tap.eq(summarize(sock, "before").status, 200, "workers = 0: the pool serves before the reload")
-        pool.write_config("workers = 0\nmodel = model-b\n")
+        pool.write_config("workers = 0\nmodel = claude-haiku-5-5\n")
         os.kill(pool.parent, signal.SIGHUP)
         time.sleep(1.0)
         try:
@@ -185,7 +185,7 @@ def check_reload_zero(tap, tmp, emu):
             got = (r.status, (r.json() or {}).get("model"))
         except fc.FcgiTimeout as e:
             got = ("timeout", str(e))
-        tap.eq(got, (200, "model-a"), "workers = 0: after SIGHUP the old configuration still serves")
+        tap.eq(got, (200, "claude-sonnet-5-5"), "workers = 0: after SIGHUP the old configuration still serves")
         tap.eq(len(pool.pids()), 2, "workers = 0: the pool still has its 2 workers")
         tap.ok("workers = 0" in pool.log_text() and "reload refused" in pool.log_text(),
                "workers = 0: the refusal is logged", pool.log_text()[-800:])

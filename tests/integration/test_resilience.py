@@ -150,7 +150,7 @@ def check_retries(tap):
 
 def check_lifecycle(tap):
     s = Stack(pool="prefork", workers=3, settings={"grace_period": 10, "max_retries": 0},
-              config="model = model-a\n")
+              config="model = claude-sonnet-5-5\n")
     try:
         b, pool = s.base, s.pool
         st, _, js, _ = http_json("GET", b + "/healthz")
@@ -181,7 +181,7 @@ def check_lifecycle(tap):
         for t in threads:
             t.start()
         time.sleep(0.5)
-        pool.write_config("model = model-b\n")
+        pool.write_config("model = claude-haiku-5-5\n")
         os.kill(pool.parent, signal.SIGHUP)
         time.sleep(1.5)
         stop.set()
@@ -190,12 +190,12 @@ def check_lifecycle(tap):
         bad = [r for r in results if r[0] != 200]
         tap.ok(len(results) > 20 and not bad, "SIGHUP during traffic: %d requests, none lost" % len(results), bad[:5])
         r = summarize(b, "after reload")
-        tap.eq(r[2] and r[2].get("model"), "model-b", "the reloaded configuration is in effect")
+        tap.eq(r[2] and r[2].get("model"), "claude-haiku-5-5", "the reloaded configuration is in effect")
         pool.write_config("model = model-c\nbogus_key = 1\n")
         os.kill(pool.parent, signal.SIGHUP)
         time.sleep(0.5)
         r = summarize(b, "after a bad reload")
-        tap.ok(r[0] == 200 and r[2].get("model") == "model-b", "an invalid configuration is refused; the old one stays", r[3])
+        tap.ok(r[0] == 200 and r[2].get("model") == "claude-haiku-5-5", "an invalid configuration is refused; the old one stays", r[3])
         tap.ok("reload refused" in pool.log_text() and "bogus_key" in open(os.path.join(s.tmp, "prefork.out")).read(),
                "the refusal is logged with the reason")
 

@@ -22,7 +22,7 @@ USER, PASSWORD = "alice", "s3cret-Pa55"
 ORIGIN = "http://page.example:8000"
 SETTINGS = {"max_retries": 0, "allowed_origins": ORIGIN}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-CHAT = json.dumps({"model": "claude-sonnet-4-20250514", "max_tokens": 8,
+CHAT = json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 8,
                    "messages": [{"role": "user", "content": "hi"}]})
 
 

@@ -36,7 +36,7 @@ def check_mount(tap, prefix):
         tap.eq(st, 200, "%s: POST /summarize JSON -> 200" % where)
         tap.ok(h.get("content-type", "").startswith("application/json"), "%s: JSON content type" % where)
         tap.eq(js and js.get("summary"), expected_answer(text), "%s: summary is the emulator's answer" % where)
-        tap.ok(js and js.get("model") == "claude-sonnet-4-20250514" and js.get("stop_reason") == "end_turn"
+        tap.ok(js and js.get("model") == "claude-sonnet-5-5" and js.get("stop_reason") == "end_turn"
                and js["usage"]["output_tokens"] == 20 and js["usage"]["input_tokens"] > 0,
                "%s: model, stop_reason and usage" % where, js)
         sent = emu.stats("sum" + prefix.replace("/", "_"))["last_request"]
@@ -45,7 +45,8 @@ def check_mount(tap, prefix):
         tap.eq(sent["body"].get("system"), PROMPT_DEFAULT, "%s: summarize prompt as system" % where)
         tap.eq(sent["body"].get("messages"), [{"role": "user", "content": text}],
                "%s: the text as the user message" % where)
-        tap.eq(sent["body"].get("max_tokens"), 512, "%s: default max_tokens" % where)
+        tap.eq(sent["body"].get("max_tokens"), 1024, "%s: default max_tokens" % where)
+        tap.eq(sent["body"].get("thinking"), {"type": "disabled"}, "%s: thinking off (summarize_thinking)" % where)
         tap.ok("stream" not in sent["body"], "%s: not a streaming call" % where)
         tap.ok(h.get("x-request-id", "").startswith("req_"), "%s: upstream request-id relayed" % where, h)
 

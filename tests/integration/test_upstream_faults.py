@@ -335,7 +335,7 @@ def battery_c(tap):
         attempts_are(tap, emu, "retry-cut-sync", 2, "cut JSON body, before commit: retried once")
         x = marker("retry-cut-v1", fault="cut:1", times=1) + " alpha beta"
         st, h, b = http("POST", base + "/v1/messages", json.dumps({
-            "model": "claude-sonnet-4-20250514", "max_tokens": 50,
+            "model": "claude-sonnet-5-5", "max_tokens": 50, "thinking": {"type": "disabled"},
             "messages": [{"role": "user", "content": x}]}),
             {"Content-Type": J, "anthropic-version": "2023-06-01"})
         SEEN.append((h, b))

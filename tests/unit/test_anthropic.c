@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "anthropic.h"
+#include "catalogue.h"
 #include "tap.h"
 
 /* The helpers of the /v1/messages pass-through: strict parsing, the model splice, scrubbing
@@ -113,10 +114,96 @@ static void test_max_tokens(void)
 	}
 }
 
+/* The thinking members anthropic_request_body adds for a model of the catalogue. */
+static char *thinking_body(enum catalogue_thinking kind, unsigned effort, long max_tokens,
+			   enum anth_thinking level)
+{
+	char id[] = "m";
+	struct catalogue_model m = {.id = id, .thinking = kind, .effort = effort};
+	struct anth_request rq = {.model = "m", .max_tokens = max_tokens, .text = "x", .text_len = 1,
+				  .info = &m, .thinking = level};
+	char *body = anthropic_request_body(&rq, NULL);
+	/* Only what follows the messages matters here. */
+	char *tail = strstr(body, "}]");
+	char *out = strdup(tail ? tail + 2 : body);
+	free(body);
+	return out;
+}
+
+static void test_thinking(void)
+{
+	const unsigned all = CATALOGUE_EFFORT_LOW | CATALOGUE_EFFORT_MEDIUM | CATALOGUE_EFFORT_HIGH |
+			     CATALOGUE_EFFORT_XHIGH | CATALOGUE_EFFORT_MAX;
+	static const struct {
+		enum catalogue_thinking kind;
+		int effort_all;
+		long max_tokens;
+		enum anth_thinking level;
+		const char *want, *name;
+	} cases[] = {
+		{CATALOGUE_THINKING_ADAPTIVE, 1, 1024, ANTH_THINKING_OFF,
+		 ",\"thinking\":{\"type\":\"disabled\"}}", "adaptive model, off: disabled"},
+		{CATALOGUE_THINKING_ADAPTIVE, 1, 1024, ANTH_THINKING_MEDIUM,
+		 ",\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"medium\"}}",
+		 "adaptive model, medium: adaptive with that effort"},
+		{CATALOGUE_THINKING_ALWAYS_ON, 1, 1024, ANTH_THINKING_OFF,
+		 ",\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"low\"}}",
+		 "always-on model, off: low effort (disabled would be a 400)"},
+		{CATALOGUE_THINKING_ALWAYS_ON, 0, 1024, ANTH_THINKING_HIGH,
+		 ",\"thinking\":{\"type\":\"adaptive\"}}", "a level the model refuses is left out"},
+		{CATALOGUE_THINKING_EXTENDED, 0, 8192, ANTH_THINKING_MEDIUM,
+		 ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":4096}}",
+		 "extended model, medium: half of max_tokens as the budget"},
+		{CATALOGUE_THINKING_EXTENDED, 0, 1024, ANTH_THINKING_HIGH,
+		 ",\"thinking\":{\"type\":\"disabled\"}}", "extended model: a budget under 1024 is off"},
+		{CATALOGUE_THINKING_EXTENDED, 0, 1024, ANTH_THINKING_OFF,
+		 ",\"thinking\":{\"type\":\"disabled\"}}", "extended model, off: disabled"},
+		{CATALOGUE_THINKING_NONE, 0, 1024, ANTH_THINKING_HIGH, "}", "a model that cannot think: nothing"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *got = thinking_body(cases[i].kind, cases[i].effort_all ? all : 0,
+					  cases[i].max_tokens, cases[i].level);
+		tap_is_str(got, cases[i].want, "thinking: %s", cases[i].name);
+		free(got);
+	}
+	struct anth_request plain = {.model = "m", .max_tokens = 5, .text = "x", .text_len = 1,
+				     .thinking = ANTH_THINKING_HIGH};
+	char *body = anthropic_request_body(&plain, NULL);
+	tap_ok(strstr(body, "thinking") == NULL && strstr(body, "output_config") == NULL,
+	       "thinking: without a catalogue entry nothing is sent, as before");
+	free(body);
+
+	/* Thinking and signature deltas are neither text nor errors. */
+	static const char *const deltas[] = {
+		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}",
+		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCgIYAhIM\"}}",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct anth_event ev;
+		anthropic_parse_event("content_block_delta", deltas[i], strlen(deltas[i]), &ev);
+		tap_is_int(ev.kind, ANTH_EV_IGNORE, "%s delta: ignored", i ? "signature" : "thinking");
+		anthropic_event_release(&ev);
+	}
+	const char *start = "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+			    "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}";
+	struct anth_event ev;
+	anthropic_parse_event("content_block_start", start, strlen(start), &ev);
+	tap_is_int(ev.kind, ANTH_EV_IGNORE, "a thinking block's start: ignored");
+	anthropic_event_release(&ev);
+	const char *msg = "{\"type\":\"message\",\"model\":\"m\",\"content\":[{\"type\":\"thinking\","
+			  "\"thinking\":\"\",\"signature\":\"s\"},{\"type\":\"text\",\"text\":\"Hi\"}],"
+			  "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":1,\"output_tokens\":9}}";
+	struct anth_message m;
+	tap_ok(anthropic_parse_message(msg, strlen(msg), &m) == 0 && strcmp(m.text, "Hi") == 0,
+	       "a message with a thinking block: its text only");
+	anthropic_message_release(&m);
+}
+
 int main(void)
 {
 	test_passthrough_helpers();
 	test_max_tokens();
+	test_thinking();
 
 	struct anth_request rq = {.model = "m1", .max_tokens = 7, .system = "be brief",
 				  .text = "hi \"there\"\n/", .text_len = 12, .stream = 1};

@@ -36,6 +36,10 @@ static const char *const keys[] = {
 	"models",
 	"max_tokens",
 	"max_tokens_limit",
+	"summarize_thinking",
+	"stream_thinking",
+	"models_file",
+	"models_override_file",
 	"summarize_prompt",
 	"max_retries",
 	"retry_after_cap",
@@ -268,8 +272,8 @@ static void test_defaults(void)
 	tap_is_str(c.upstream_url, "https://api.anthropic.com", "default upstream_url");
 	tap_ok(c.api_key_file == NULL, "default api_key_file unset");
 	tap_ok(c.api_key == NULL, "defaults have no api key");
-	tap_is_str(c.model, "claude-sonnet-4-20250514", "default model");
-	tap_is_int(c.max_tokens, 512, "default max_tokens");
+	tap_is_str(c.model, "claude-sonnet-5-5", "default model");
+	tap_is_int(c.max_tokens, 1024, "default max_tokens");
 	tap_is_int(c.max_tokens_limit, 8192, "default max_tokens_limit");
 	tap_is_str(c.summarize_prompt,
 		"Summarize the text the user sends in a few sentences. "
@@ -537,7 +541,7 @@ static void test_small_files(void)
 		const char *name;
 		long max_tokens;
 	} files[] = {{"crlf.conf", 77}, {"bom.conf", 78}, {"no-newline.conf", 79},
-		{"empty.conf", 512}};
+		{"empty.conf", 1024}};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		struct config c;
 		char *path = fixture(files[i].name);
@@ -759,7 +763,7 @@ static void test_limits(void)
 	env_clear();
 	const struct config_arg lower = {"max_tokens_limit", "100"};
 	char *empty = fixture("empty.conf");
-	load_fails(empty, &lower, 1, "max_tokens (512) is greater than max_tokens_limit (100)",
+	load_fails(empty, &lower, 1, "max_tokens (1024) is greater than max_tokens_limit (100)",
 		"a limit below the default max_tokens");
 	free(empty);
 	free(path);
@@ -926,8 +930,8 @@ static void test_api_settings(void)
 	tap_ok(config_model_next(&c, &pos, &m) == 1 && m.name == c.model && m.target == c.model &&
 		       config_model_next(&c, &pos, &m) == 0,
 	       "models empty: the configured model only");
-	tap_ok(config_model_find(&c, "claude-sonnet-4-20250514", 24, &m) == 1, "it is found");
-	tap_ok(config_model_find(&c, "claude-sonnet-4", 15, &m) == 0, "a prefix of it is not");
+	tap_ok(config_model_find(&c, "claude-sonnet-5-5", 17, &m) == 1, "it is found");
+	tap_ok(config_model_find(&c, "claude-sonnet-5", 15, &m) == 0, "a prefix of it is not");
 
 	set_ok(&c, "models", " m1, fast=m2 ,gpt-4o=m1 ");
 	static const char *const names[] = {"m1", "fast", "gpt-4o"}, *const targets[] = {"m1", "m2", "m1"};
@@ -944,7 +948,7 @@ static void test_api_settings(void)
 	tap_ok(config_model_find(&c, "fast", 4, &m) == 1 && m.target_len == 2 && memcmp(m.target, "m2", 2) == 0,
 	       "an alias resolves");
 	tap_ok(config_model_find(&c, "m2", 2, &m) == 0, "an alias target alone is not a listed name");
-	tap_ok(config_model_find(&c, "claude-sonnet-4-20250514", 24, &m) == 0,
+	tap_ok(config_model_find(&c, "claude-sonnet-5-5", 17, &m) == 0,
 	       "with a list, model is not implied");
 	set_fails(&c, "models", "a=", "models: 'a=' must be model ids or alias=id, separated by spaces or commas");
 	set_fails(&c, "models", "=b", "models: '=b' must be model ids or alias=id, separated by spaces or commas");
@@ -1135,6 +1139,105 @@ static void test_example(void)
 	free(path);
 }
 
+/* What config_check_models writes for cfg on a day, and its result. */
+static char *check_models_text(const struct config *cfg, int day, int *errors)
+{
+	char *text = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&text, &n);
+	if (!f)
+		abort();
+	*errors = config_check_models(cfg, day, f);
+	if (fclose(f) != 0)
+		abort();
+	return text;
+}
+
+static void test_catalogue(void)
+{
+	char *models = strf("%s/data/models.json", srcdir);
+	/* Sonnet 5.5 deprecated from the override: the date decides warning or error. */
+	static const char over[] = "{\"models\": {\"claude-sonnet-5-5\": {\"status\": \"deprecated\", "
+				   "\"retires\": \"2027-01-10\", \"replacement\": \"claude-opus-5-5\"}}}";
+	char *over_path = temp_file(over, sizeof over - 1, 0600);
+	struct config c;
+	int errors;
+	env_clear();
+	const struct config_arg shipped[] = {{"models_file", models}, {"models_override_file", ""}};
+	load_ok(&c, NULL, shipped, 2, "the shipped catalogue loads");
+	tap_ok(c.have_catalogue && config_model_info(&c, "claude-sonnet-5-5", 17) != NULL,
+	       "the default model is in it");
+	tap_ok(config_model_info(&c, "claude-sonnet-4-0", 17) != NULL, "an alias is found");
+	tap_ok(config_model_info(&c, "claude-nonesuch", 15) == NULL, "an unknown name is not");
+	char *text = check_models_text(&c, 20261204, &errors);
+	tap_is_str(text, "", "--check: the defaults are current: nothing to say");
+	tap_is_int(errors, 0, "and no error");
+	free(text);
+	config_release(&c);
+
+	const struct config_arg old[] = {{"models_file", models}, {"models_override_file", ""},
+		{"model", "claude-sonnet-4-20250514"},
+		{"models", "claude-haiku-5-5 fast=claude-3-5-haiku-latest claude-sonnet-4-20250514 claude-x"}};
+	load_ok(&c, NULL, old, 4, "retired models load (the check is --check's)");
+	text = check_models_text(&c, 20261204, &errors);
+	char *want = strf(
+		   "llm-fcgi: error: model 'claude-sonnet-4-20250514' was retired on 2026-06-15 (the API "
+		   "answers 404); use 'claude-sonnet-4-6'\n"
+		   "llm-fcgi: error: model 'claude-3-5-haiku-latest' was retired on 2026-02-19 (the API "
+		   "answers 404); use 'claude-haiku-4-5-20251001'\n"
+		   "llm-fcgi: warning: model 'claude-x' is not in the catalogue %s\n", models);
+	tap_is_str(text, want, "--check: retired model and alias target");
+	free(want);
+	free(text);
+	tap_is_int(errors, 2, "two errors");
+	config_release(&c);
+
+	const struct config_arg dep[] = {{"models_file", models}, {"models_override_file", over_path}};
+	load_ok(&c, NULL, dep, 2, "an override is merged");
+	text = check_models_text(&c, 20261204, &errors);
+	tap_is_str(text, "llm-fcgi: warning: model 'claude-sonnet-5-5' is deprecated and retires on "
+			 "2027-01-10; use 'claude-opus-5-5'\n", "--check: a deprecated model is a warning");
+	tap_is_int(errors, 0, "and not an error");
+	free(text);
+	text = check_models_text(&c, 20270110, &errors);
+	tap_ok(strstr(text, "error: model 'claude-sonnet-5-5' was retired on 2027-01-10") != NULL,
+	       "from its retirement date it is an error, with no edit of the file");
+	tap_is_int(errors, 1, "one error");
+	free(text);
+	config_release(&c);
+
+	const struct config_arg missing[] = {{"models_file", "/nonexistent/models.json"}};
+	load_fails(NULL, missing, 1, "/nonexistent/models.json: cannot open: No such file or directory",
+		   "a models_file the settings name must exist");
+	const struct config_arg bad_over[] = {{"models_file", models}, {"models_override_file", models}};
+	load_ok(&c, NULL, bad_over, 2, "an override that repeats the base whole is fine");
+	config_release(&c);
+	const struct config_arg none[] = {{"models_file", ""}};
+	load_ok(&c, NULL, none, 1, "models_file empty: no catalogue");
+	text = check_models_text(&c, 20261204, &errors);
+	tap_ok(!c.have_catalogue && strstr(text, "no model catalogue") != NULL && errors == 0,
+	       "--check says the models are not checked");
+	free(text);
+	config_release(&c);
+
+	const struct config_arg think[] = {{"summarize_thinking", "low"}, {"stream_thinking", "high"},
+		{"models_file", ""}};
+	load_ok(&c, NULL, think, 3, "thinking settings");
+	tap_ok(c.summarize_thinking == ANTH_THINKING_LOW && c.stream_thinking == ANTH_THINKING_HIGH,
+	       "are read");
+	config_release(&c);
+	config_defaults(&c);
+	tap_ok(c.summarize_thinking == ANTH_THINKING_OFF && c.stream_thinking == ANTH_THINKING_OFF,
+	       "default: off");
+	config_release(&c);
+	const struct config_arg bad_think[] = {{"stream_thinking", "max"}};
+	load_fails(NULL, bad_think, 1,
+		   "argument stream_thinking=max: 'max' is not one of off, low, medium, high",
+		   "an unknown thinking level");
+	remove_temp(over_path);
+	free(models);
+}
+
 int main(void)
 {
 	const char *dir = getenv("srcdir");
@@ -1156,6 +1259,7 @@ int main(void)
 	test_api_settings();
 	test_dump();
 	test_example();
+	test_catalogue();
 
 	buf_release(&all_errors);
 	return tap_done();

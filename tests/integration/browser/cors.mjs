@@ -41,7 +41,7 @@ async function calls({ api, tag }) {
   out.push(await read("stream", api + "/stream", {
     method: "POST", headers: { "Content-Type": "application/json", ...sdk },
     body: JSON.stringify({ text: mark("stream") + " one two three" }) }));
-  const msg = (id, extra) => JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 8,
+  const msg = (id, extra) => JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 8,
     messages: [{ role: "user", content: mark(id, extra) + " hello" }] });
   const apiHeaders = { "Content-Type": "application/json", "x-api-key": "client-key",
     "anthropic-version": "2023-06-01", ...sdk };
