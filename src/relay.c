@@ -149,8 +149,9 @@ static void account(struct relay *r, const struct anth_event *ev)
 		r->finished = 1;
 		break;
 	case ANTH_EV_ERROR:
-		log_warn("upstream error event: %s", ev->error_type);
 		relay_fail(r, ev->error_type, ev->error_message);
+		/* Scrubbed: an upstream may quote the key even in the type. */
+		log_warn("upstream error event: %s", r->fail.type);
 		break;
 	case ANTH_EV_INVALID:
 		relay_fail(r, "api_error", "The upstream API sent an invalid stream event");

@@ -110,6 +110,16 @@ static void test_stream(void)
 	tap_ok(acc_is(&f, "error", "stream_failed"), "stream, text: access error");
 	fake_release(&f);
 
+	/* An upstream error event quoting the key, in its type too: scrubbed in the stream and in
+	 * the log line the relay writes about it. */
+	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\"}");
+	fake_up.body = START EV("error", "{\"type\":\"error\",\"error\":{\"type\":\"bad_" KEY "\",\"message\":\"" KEY "\"}}");
+	fake_serve(&f);
+	tap_ok(strstr(fake_body(&f), "event: error\nid: 1\ndata: {\"error\":{\"type\":\"bad_***") != NULL,
+	       "stream: the upstream's error event, scrubbed");
+	no_key(&f, "stream (an error event)");
+	fake_release(&f);
+
 	/* Commits at the keep-alive deadline, so a later upstream failure is an error event. */
 	fake_init(&f, KEY, 0, sse, "{\"text\":\"hi\"}");
 	fake_up.ticks_before = 1;
