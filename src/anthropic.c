@@ -160,10 +160,26 @@ static long read_tokens(struct json_object *o, const char *key)
 	return -1;
 }
 
-static void read_usage(struct json_object *usage, struct anth_usage *u)
+void anthropic_read_usage(struct json_object *usage, struct anth_usage *u)
 {
 	u->input_tokens = read_tokens(usage, "input_tokens");
 	u->output_tokens = read_tokens(usage, "output_tokens");
+	u->cache_creation_tokens = read_tokens(usage, "cache_creation_input_tokens");
+	u->cache_read_tokens = read_tokens(usage, "cache_read_input_tokens");
+}
+
+void anthropic_content_text(struct json_object *content, struct buf *out)
+{
+	size_t n = json_object_array_length(content);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *block = json_object_array_get_idx(content, i);
+		const char *btype = jx_string(block, "type");
+		struct json_object *t;
+		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
+		    !json_object_is_type(t, json_type_string))
+			continue;
+		buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+	}
 }
 
 int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
@@ -180,26 +196,14 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	}
 	struct buf text;
 	buf_init(&text, len);
-	size_t n = json_object_array_length(content);
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *block = json_object_array_get_idx(content, i);
-		const char *btype = jx_string(block, "type");
-		struct json_object *t;
-		/* Unknown block types (tool_use, thinking, ...) are skipped, as the SDKs do. */
-		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
-		    !json_object_is_type(t, json_type_string))
-			continue;
-		buf_append(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
-	}
+	anthropic_content_text(content, &text);
 	m->text = buf_detach(&text);
 	const char *model = jx_string(root, "model");
 	const char *stop = jx_string(root, "stop_reason");
 	m->model = xstrdup(model ? model : "");
 	m->stop_reason = xstrdup(stop ? stop : "");
-	if (json_object_object_get_ex(root, "usage", &usage))
-		read_usage(usage, &m->usage);
-	else
-		m->usage.input_tokens = m->usage.output_tokens = -1;
+	anthropic_read_usage(json_object_object_get_ex(root, "usage", &usage) ? usage : NULL,
+			     &m->usage);
 	json_object_put(root);
 	return 0;
 }

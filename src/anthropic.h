@@ -12,9 +12,14 @@ struct catalogue_model;
  * still add up within a 32-bit long. */
 #define ANTH_TOKENS_MAX 500000000L
 
+struct buf;
+
+/* A usage object's counts; -1 for one it does not have. */
 struct anth_usage {
 	long input_tokens;
 	long output_tokens;
+	long cache_creation_tokens; /* cache_creation_input_tokens */
+	long cache_read_tokens;     /* cache_read_input_tokens */
 };
 
 /* How much a model may think before it answers, for our own endpoints (the summarize_thinking
@@ -25,6 +30,12 @@ enum anth_thinking {
 	ANTH_THINKING_MEDIUM,
 	ANTH_THINKING_HIGH,
 };
+/* Reads a Messages usage object (borrowed; NULL reads as all absent). Counts are clamped to
+ * 0..ANTH_TOKENS_MAX. */
+void anthropic_read_usage(struct json_object *usage, struct anth_usage *u);
+/* Appends the text of a message's content array (borrowed) to out: the text blocks joined,
+ * every other kind (tool_use, thinking, ...) skipped, as the SDKs do. */
+void anthropic_content_text(struct json_object *content, struct buf *out);
 
 /* A request we build from one of our own endpoints. */
 struct anth_request {

@@ -25,13 +25,4 @@ static inline const char *jx_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-/* The integer at key, or -1 when absent or not an integer. */
-static inline long jx_long(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return -1;
-	return (long)json_object_get_int64(v);
-}
-
 #endif

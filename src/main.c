@@ -13,7 +13,7 @@
 #include "fcgi_io.h"
 #include "log.h"
 #include "pool.h"
-#include "request.h"
+#include "serve.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -281,7 +281,7 @@ static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct poo
 			continue; /* a signal: its flag is acted on above or by the loop */
 		if (self)
 			pool_slot_enter(self);
-		request_serve(&srv, &io);
+		serve_request(&srv, &io);
 		fcgi_conn_finish(conn);
 		if (self)
 			pool_slot_leave(self);
@@ -300,7 +300,7 @@ static int serve_cgi(struct config *cfg)
 	server_init(&srv, cfg, upstream_new(cfg));
 	struct io io;
 	fcgi_io_cgi(&io);
-	request_serve(&srv, &io);
+	serve_request(&srv, &io);
 	fcgi_io_cgi_finish(&io);
 	upstream_free(srv.up);
 	return 0;

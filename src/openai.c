@@ -515,15 +515,16 @@ const char *openai_finish_reason(const char *stop_reason)
  * message_delta need not repeat what message_start said). */
 static void read_usage(struct json_object *usage, struct openai_usage *u)
 {
-	long v;
-	if ((v = jx_long(usage, "input_tokens")) >= 0)
-		u->input_tokens = v;
-	if ((v = jx_long(usage, "cache_creation_input_tokens")) >= 0)
-		u->cache_creation_tokens = v;
-	if ((v = jx_long(usage, "cache_read_input_tokens")) >= 0)
-		u->cache_read_tokens = v;
-	if ((v = jx_long(usage, "output_tokens")) >= 0)
-		u->output_tokens = v;
+	struct anth_usage a;
+	anthropic_read_usage(usage, &a);
+	if (a.input_tokens >= 0)
+		u->input_tokens = a.input_tokens;
+	if (a.cache_creation_tokens >= 0)
+		u->cache_creation_tokens = a.cache_creation_tokens;
+	if (a.cache_read_tokens >= 0)
+		u->cache_read_tokens = a.cache_read_tokens;
+	if (a.output_tokens >= 0)
+		u->output_tokens = a.output_tokens;
 }
 
 static struct json_object *usage_json(const struct openai_usage *u)
@@ -565,15 +566,8 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	}
 	struct buf text;
 	buf_init(&text, len);
-	size_t n = json_object_array_length(content);
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *block = json_object_array_get_idx(content, i), *t;
-		const char *btype = jx_string(block, "type");
-		/* Thinking and other block kinds have no place in a chat message. */
-		if (btype && strcmp(btype, "text") == 0 && json_object_object_get_ex(block, "text", &t) &&
-		    json_object_is_type(t, json_type_string))
-			buf_append(&text, json_object_get_string(t), (size_t)json_object_get_string_len(t));
-	}
+	/* Thinking and other block kinds have no place in a chat message. */
+	anthropic_content_text(content, &text);
 	if (json_object_object_get_ex(root, "usage", &usage))
 		read_usage(usage, u);
 	char id[160];

@@ -1,22 +1,24 @@
-/* request: one request from the web server to the access log line.
+/* request: the context one request is served in, shared by every layer that serves it.
  *
  * struct server is what a worker process keeps across requests; struct request owns everything a
- * request allocates and releases it in one place. request_serve reads the CGI parameters, derives
- * the route, checks the method, reads the body against the route's cap, dispatches to a handler
- * and writes the access log line. */
+ * request allocates and releases it in one place (serve.c, the top, fills it, hands it to the
+ * route's handler and writes its access line). The handlers and the relay below them read it and
+ * answer through it; nothing here knows of routes, handlers or the upstream, so this module sits
+ * below all of them and the include graph stays one-way. */
 #ifndef LLM_REQUEST_H
 #define LLM_REQUEST_H
 
 #include "buf.h"
 #include "config.h"
+#include "err.h"
 #include "io.h"
 #include "log.h"
 #include "response.h"
-#include "route.h"
 
+struct json_object;
 struct pool_shared;
+struct route;
 struct upstream;
-struct upstream_result;
 
 struct server {
 	const struct config *cfg; /* borrowed */
@@ -37,23 +39,24 @@ struct request {
 	char id[24];
 	double started; /* monotonic seconds */
 	char upstream_request_id[128];
+	/* Written by this module, by serve.c and by the relay only: a handler reads it at most. */
 	struct access_record acc;
 };
 
 void server_init(struct server *srv, const struct config *cfg, struct upstream *up);
-void request_serve(struct server *srv, struct io *io);
+
+/* Sets rq up for one request read from io (borrowed); release it with request_release. */
+void request_init(struct request *rq, struct server *srv, struct io *io);
+/* Completes the access record (status, duration, flushes; 499 when the client left), logs it
+ * and releases what the request allocated. */
+void request_finish(struct request *rq);
 
 /* Ends the request with an error: written in the route's dialect unless the response already
  * committed. message may be NULL for the kind's default. */
 void request_fail(struct request *rq, enum err_kind kind, const char *message);
-/* Ends the request with the error an upstream result maps to (after the retries were spent). */
-void request_fail_upstream(struct request *rq, const struct upstream_result *res);
-/* The error kind and client-facing message (caller frees) an upstream result maps to. */
-enum err_kind request_upstream_error(const struct request *rq, const struct upstream_result *res,
-				     char **message);
-/* Records what the access log needs from an upstream call (attempts, request id) and relays the
- * upstream's request id to the client as x-request-id while the headers are still open. */
-void request_note_upstream(struct request *rq, const struct upstream_result *res);
+/* Ends the request with an error whose body the caller built (borrowed), for a dialect that
+ * names more than a type and a message (OpenAI's param and code). */
+void request_refuse(struct request *rq, enum err_kind kind, struct json_object *body);
 /* The max_tokens to ask the upstream for: the request's, capped by max_tokens_limit, or the
  * configured default. */
 long request_max_tokens(const struct request *rq, long asked);

@@ -2,26 +2,6 @@
 
 #include <string.h>
 
-static const struct route routes[] = {
-	{"/summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
-	/* The seed's two names for the same handler: with blocking workers there is no difference
-	 * between its sync and async endpoints (see README, "Concurrency"). */
-	{"/sync-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
-	{"/async-summarize", ROUTE_SUMMARIZE, METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
-	{"/stream", ROUTE_STREAM, METHOD_GET | METHOD_POST, DIALECT_NATIVE, LIMIT_OWN, 1, 0, TAIL_NONE},
-	{"/healthz", ROUTE_HEALTHZ, METHOD_GET | METHOD_HEAD, DIALECT_NATIVE, LIMIT_NONE, 0, 0,
-	 TAIL_NONE},
-	/* Drop-in API compatibility: the paths the official SDKs call below their base URL. */
-	{"/v1/messages", ROUTE_MESSAGES, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API, 1, 1, TAIL_NONE},
-	{"/v1/messages/count_tokens", ROUTE_COUNT_TOKENS, METHOD_POST, DIALECT_ANTHROPIC, LIMIT_API,
-	 1, 1, TAIL_NONE},
-	{"/v1/models", ROUTE_MODELS, METHOD_GET | METHOD_HEAD, DIALECT_ANTHROPIC, LIMIT_NONE, 0, 1,
-	 TAIL_NONE},
-	{"/v1/chat/completions", ROUTE_CHAT, METHOD_POST, DIALECT_OPENAI, LIMIT_API, 1, 1, TAIL_NONE},
-};
-
-#define N_ROUTES (sizeof routes / sizeof routes[0])
-
 int route_path(const char *request_uri, const char *script_name, const char *path_info,
 	       struct buf *out)
 {
@@ -76,16 +56,11 @@ const struct route *route_match_in(const struct route *rows, size_t n_rows, cons
 	return m->route;
 }
 
-const struct route *route_match(const char *path, const char *prefix, struct route_match *m)
+const struct route *route_lookup_in(const struct route *rows, size_t n_rows, const char *path)
 {
-	return route_match_in(routes, N_ROUTES, path, prefix, m);
-}
-
-const struct route *route_lookup(const char *path)
-{
-	for (size_t i = 0; i < N_ROUTES; i++)
-		if (strcmp(routes[i].path, path) == 0)
-			return &routes[i];
+	for (size_t i = 0; i < n_rows; i++)
+		if (strcmp(rows[i].path, path) == 0)
+			return &rows[i];
 	return NULL;
 }
 

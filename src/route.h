@@ -12,7 +12,8 @@
  *
  * A route whose path comes from the configuration (a metrics or status path) is a row like any
  * other, in a small table the caller fills from the configuration at startup and matches with
- * route_match_in after (or before) the built-in one; the built-in table stays declarative. */
+ * route_match_in after (or before) the built-in one; the built-in table stays declarative. The
+ * built-in table lives with the handlers it names (handlers/routes.c): this module only matches. */
 #ifndef LLM_ROUTE_H
 #define LLM_ROUTE_H
 
@@ -21,15 +22,7 @@
 #include "buf.h"
 #include "err.h"
 
-enum route_id {
-	ROUTE_SUMMARIZE,
-	ROUTE_STREAM,
-	ROUTE_HEALTHZ,
-	ROUTE_MESSAGES,     /* Anthropic Messages API, passed through */
-	ROUTE_COUNT_TOKENS, /* Anthropic token counting, passed through */
-	ROUTE_MODELS,       /* the accepted models, answered locally */
-	ROUTE_CHAT,         /* OpenAI Chat Completions, translated to Messages */
-};
+struct request;
 
 enum route_method {
 	METHOD_GET = 1 << 0,
@@ -49,9 +42,11 @@ enum route_tail {
 	TAIL_ID,   /* the path, or the path + "/" + one id segment ("/v1/models/{id}") */
 };
 
+/* One row of a route table; the built-in table is the handlers' (handlers/routes.c), since a row
+ * names its handler and this module sits below them. */
 struct route {
 	const char *path;
-	enum route_id id;
+	void (*handle)(struct request *rq); /* answers a request whose method and body were checked */
 	unsigned methods; /* enum route_method bits */
 	enum dialect dialect;
 	enum route_limit limit;
@@ -73,13 +68,11 @@ struct route_match {
 int route_path(const char *request_uri, const char *script_name, const char *path_info,
 	       struct buf *out);
 /* Matches path (borrowed, NUL-terminated) below the mount point prefix ("", "/", "/ai" or "/ai/":
- * trailing slashes do not count). Returns m->route. */
-const struct route *route_match(const char *path, const char *prefix, struct route_match *m);
-/* route_match over another table (rows borrowed): configured paths, and the unit tests. */
+ * trailing slashes do not count) against rows (borrowed). Returns m->route. */
 const struct route *route_match_in(const struct route *rows, size_t n_rows, const char *path,
 				   const char *prefix, struct route_match *m);
-/* The row for an exact route path ("/summarize"), or NULL. */
-const struct route *route_lookup(const char *path);
+/* The row of rows for an exact route path ("/summarize"), or NULL. */
+const struct route *route_lookup_in(const struct route *rows, size_t n_rows, const char *path);
 /* The error dialect for a path no route matched. */
 enum dialect route_dialect_for(const char *path);
 /* enum route_method bit for a REQUEST_METHOD, 0 when unknown. */

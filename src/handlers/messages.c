@@ -12,7 +12,7 @@
 
 #include "../anthropic.h"
 #include "../jscan.h"
-#include "../request.h"
+#include "../relay.h"
 #include "../upstream.h"
 
 /* The headers a client may pass on are short: real values are a date and a few beta names. */
@@ -20,10 +20,8 @@
 #define BETA_MAX 2048
 
 struct pass {
-	struct api_relay relay;
-	int finished;      /* message_stop went out */
+	int count;         /* count_tokens: any JSON object is the answer */
 	int error_relayed; /* the upstream's own error event went out */
-	int invalid;       /* an event that is not what its name promises */
 };
 
 static int header_ok(const char *v, size_t max)
@@ -144,151 +142,94 @@ out:
 	return rc;
 }
 
-/* Relays one upstream event as it came (comments aside: the decoder drops them and we add our
- * own), scrubbed of the server's key. */
-static int on_event(void *arg, const struct sse_event *e)
+/* Relays one upstream event as it came (comments aside: the decoder drops them and the relay
+ * adds its own). */
+static int on_event(struct relay *r, const struct sse_event *e, const struct anth_event *ev)
 {
-	struct pass *p = arg;
-	struct api_relay *r = &p->relay;
-	struct request *rq = r->rq;
-	struct anth_event ev;
-	anthropic_parse_event(e->event, e->data, e->data_len, &ev);
-	switch (ev.kind) {
-	case ANTH_EV_INVALID:
-		anthropic_event_release(&ev);
-		p->invalid = 1;
-		return -1;
-	case ANTH_EV_MESSAGE_START:
-		if (ev.input_tokens >= 0)
-			rq->acc.input_tokens = ev.input_tokens;
-		break;
-	case ANTH_EV_TEXT:
-		if (rq->acc.ttft_ms < 0)
-			rq->acc.ttft_ms = (request_now() - rq->started) * 1000.0;
-		rq->acc.delta_flushes++;
-		break;
-	case ANTH_EV_MESSAGE_DELTA:
-		/* Cumulative: it replaces what message_start said. */
-		if (ev.input_tokens >= 0)
-			rq->acc.input_tokens = ev.input_tokens;
-		if (ev.output_tokens >= 0)
-			rq->acc.output_tokens = ev.output_tokens;
-		break;
-	case ANTH_EV_MESSAGE_STOP:
-		p->finished = 1;
-		break;
-	case ANTH_EV_ERROR:
+	struct pass *p = r->arg;
+	if (ev->kind == ANTH_EV_ERROR)
 		p->error_relayed = 1;
-		log_warn("upstream error event: %s", ev.error_type);
-		break;
-	case ANTH_EV_IGNORE:
-		break;
-	}
-	anthropic_event_release(&ev);
-	buf_reset(&r->frame);
-	if (sse_encode(&r->frame, e->event[0] ? e->event : NULL, e->id[0] ? e->id : NULL, e->data,
-		       e->data_len) < 0) {
-		p->invalid = 1;
+	if (sse_encode(relay_frame(r), e->event[0] ? e->event : NULL, e->id[0] ? e->id : NULL,
+		       e->data, e->data_len) < 0) {
+		relay_fail(r, "api_error", "The upstream API sent an invalid stream event");
 		return -1;
 	}
-	anthropic_scrub_len(r->frame.data, r->frame.len, rq->srv->cfg->api_key);
-	return api_relay_send(r);
+	return 0;
 }
 
 /* After commit the status is gone: the failure becomes the API's own error event, never a
- * message_stop. */
-static void stream_failed(struct pass *p, const struct upstream_result *res)
+ * message_stop; unless the upstream's error event already went out. */
+static void on_finish(struct relay *r, const struct relay_failure *f)
 {
-	struct request *rq = p->relay.rq;
-	const char *msg;
-	const char *type = api_failure(&p->relay, res, &msg);
-	if (p->invalid) {
-		type = "api_error";
-		msg = "The upstream API sent an invalid stream event";
-	}
-	log_warn("stream failed after commit: %s: %s (%s)", type, msg,
-		 res->detail[0] ? res->detail : upstream_outcome_name(res->outcome));
-	rq->acc.error = "stream_failed";
+	struct pass *p = r->arg;
+	if (!f || p->error_relayed)
+		return;
 	struct json_object *o = json_object_new_object();
 	struct json_object *e = json_object_new_object();
 	json_object_object_add(o, "type", json_object_new_string("error"));
-	json_object_object_add(e, "type", json_object_new_string(type));
-	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(e, "type", json_object_new_string(f->type));
+	json_object_object_add(e, "message", json_object_new_string(f->message));
 	json_object_object_add(o, "error", e);
 	size_t n;
 	const char *js = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-	buf_reset(&p->relay.frame);
-	if (sse_encode(&p->relay.frame, "error", NULL, js, n) == 0)
-		api_relay_send(&p->relay);
+	sse_encode(relay_frame(r), "error", NULL, js, n);
 	json_object_put(o);
 }
 
 /* A whole answer, relayed as it came once it is known to be what was asked for. */
-static void answer(struct request *rq, struct api_relay *r, int count)
+static int on_whole(struct relay *r, char *body, size_t len)
 {
-	const char *body = r->body.data ? r->body.data : "";
-	int good;
-	if (count) {
-		struct json_object *o = anthropic_json_parse_strict(body, r->body.len);
-		good = json_object_is_type(o, json_type_object);
+	struct pass *p = r->arg;
+	if (p->count) {
+		struct json_object *o = anthropic_json_parse_strict(body, len);
+		int good = json_object_is_type(o, json_type_object);
 		json_object_put(o);
+		if (!good)
+			return -1;
 	} else {
 		struct anth_message m;
-		good = anthropic_parse_message(body, r->body.len, &m) == 0;
-		if (good) {
-			rq->acc.input_tokens = m.usage.input_tokens;
-			rq->acc.output_tokens = m.usage.output_tokens;
-			anthropic_message_release(&m);
-		}
+		if (anthropic_parse_message(body, len, &m) < 0)
+			return -1;
+		relay_usage(r, m.usage.input_tokens, m.usage.output_tokens);
+		anthropic_message_release(&m);
 	}
-	if (!good) {
-		log_warn("upstream answered 2xx with a body that is not %s",
-			 count ? "JSON" : "a message");
-		response_add_header(&rq->resp, "x-should-retry", "false");
-		request_fail(rq, ERR_UPSTREAM, "The upstream API sent an invalid answer");
-		return;
-	}
-	anthropic_scrub_len(r->body.data, r->body.len, rq->srv->cfg->api_key);
-	if (response_send(&rq->resp, 200, "application/json", body, r->body.len) < 0)
-		rq->acc.cancelled = 1;
+	relay_answer(r, "application/json", body, len);
+	return 0;
 }
+
+/* An upstream error before commit: the status and the API's own error body go to the client as
+ * they came, since this client speaks the same API. */
+static int on_upstream_error(struct relay *r, int status, const char *type, const char *message,
+			     const char *body, size_t len)
+{
+	return response_send(&r->rq->resp, status, "application/json", body, len);
+}
+
+static const struct relay_ops stream_ops = {
+	.mode = RELAY_STREAM,
+	.fmt = RESP_SSE,
+	.on_event = on_event,
+	.on_finish = on_finish,
+	.on_upstream_error = on_upstream_error,
+};
+
+static const struct relay_ops whole_ops = {
+	.mode = RELAY_WHOLE,
+	.on_whole = on_whole,
+	.on_upstream_error = on_upstream_error,
+};
 
 static void pass_through(struct request *rq, const char *path, int count)
 {
-	if (api_check_json(rq) < 0 || handlers_check_origin(rq) < 0)
+	if (handlers_check_json(rq) < 0 || handlers_check_origin(rq) < 0)
 		return;
 	struct upstream_request ur = {.path = path};
 	char *owned;
 	if (client_headers(rq, &ur) < 0 || check_body(rq, count, &ur, &owned) < 0)
 		return;
-	struct pass p;
-	struct upstream_result res;
-	memset(&p, 0, sizeof p);
-	api_relay_run(&p.relay, rq, &ur, on_event, &p, &res);
-	if (rq->acc.cancelled) {
-		/* nothing more can reach the client */
-	} else if (rq->resp.committed) {
-		if (!p.finished && !p.error_relayed)
-			stream_failed(&p, &res);
-		if (p.relay.gone)
-			rq->acc.cancelled = 1;
-	} else {
-		api_note_upstream(rq, &res);
-		if (ur.stream || res.outcome != UP_DONE || res.h.status < 200 || res.h.status > 299) {
-			if (p.relay.too_large) {
-				response_add_header(&rq->resp, "x-should-retry", "false");
-				request_fail(rq, ERR_UPSTREAM, "The upstream API sent an answer larger "
-							       "than this server accepts");
-			} else {
-				api_relay_error(rq, &res, 0);
-			}
-		} else {
-			answer(rq, &p.relay, count);
-		}
-	}
-	upstream_result_release(&res);
-	api_relay_release(&p.relay);
+	struct pass p = {.count = count};
+	relay_run(rq, ur.stream ? &stream_ops : &whole_ops, &p, &ur);
 	free(owned);
 }
 
@@ -368,7 +309,6 @@ void handle_models(struct request *rq)
 	json_object_object_add(o, "has_more", json_object_new_boolean(0));
 	json_object_object_add(o, "first_id", first.name ? json_object_new_string_len(first.name, (int)first.name_len) : NULL);
 	json_object_object_add(o, "last_id", last.name ? json_object_new_string_len(last.name, (int)last.name_len) : NULL);
-	if (response_json(&rq->resp, 200, o) < 0)
-		rq->acc.cancelled = 1;
+	response_json(&rq->resp, 200, o);
 	json_object_put(o);
 }

@@ -121,3 +121,17 @@ void handlers_preflight(struct request *rq)
 	}
 	buf_release(&methods);
 }
+
+int handlers_check_json(struct request *rq)
+{
+	/* Also what keeps other sites' pages out: a browser sends a cross-site request without a
+	 * preflight only with a form or text/plain content type. */
+	static const char json[] = "application/json";
+	const char *ct = io_param(rq->io, "CONTENT_TYPE");
+	size_t n = sizeof json - 1;
+	if (!ct || !*ct ||
+	    (strncasecmp(ct, json, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ')))
+		return 0;
+	request_fail(rq, ERR_MEDIA_TYPE, "Content-Type must be application/json");
+	return -1;
+}

@@ -7,58 +7,30 @@
 
 #include "../anthropic.h"
 #include "../input.h"
-#include "../request.h"
+#include "../relay.h"
 #include "../upstream.h"
 
-struct collect {
-	struct request *rq;
-	struct buf body;
-	int too_large;
-};
-
-static int collect_body(void *arg, const char *p, size_t n)
+static int on_whole(struct relay *r, char *body, size_t len)
 {
-	struct collect *c = arg;
-	if (buf_append(&c->body, p, n) < 0) {
-		c->too_large = 1;
+	struct anth_message m;
+	if (anthropic_parse_message(body, len, &m) < 0)
 		return -1;
-	}
-	return 0;
-}
-
-/* A retry after a body cut off in the middle starts the body over. */
-static int collect_start(void *arg, const struct upstream_headers *h)
-{
-	struct collect *c = arg;
-	buf_reset(&c->body);
-	return 0;
-}
-
-static int collect_tick(void *arg)
-{
-	struct collect *c = arg;
-	return c->rq->io->ops->client_gone(c->rq->io->ctx);
-}
-
-static int never_committed(void *arg)
-{
-	return 0;
-}
-
-static void answer(struct request *rq, const struct anth_message *m)
-{
+	relay_usage(r, m.usage.input_tokens, m.usage.output_tokens);
 	struct json_object *o = json_object_new_object();
 	struct json_object *usage = json_object_new_object();
-	json_object_object_add(o, "summary", json_object_new_string(m->text));
-	json_object_object_add(o, "model", json_object_new_string(m->model));
-	json_object_object_add(o, "stop_reason", json_object_new_string(m->stop_reason));
-	json_object_object_add(usage, "input_tokens", json_object_new_int64(m->usage.input_tokens));
-	json_object_object_add(usage, "output_tokens", json_object_new_int64(m->usage.output_tokens));
+	json_object_object_add(o, "summary", json_object_new_string(m.text));
+	json_object_object_add(o, "model", json_object_new_string(m.model));
+	json_object_object_add(o, "stop_reason", json_object_new_string(m.stop_reason));
+	json_object_object_add(usage, "input_tokens", json_object_new_int64(m.usage.input_tokens));
+	json_object_object_add(usage, "output_tokens", json_object_new_int64(m.usage.output_tokens));
 	json_object_object_add(o, "usage", usage);
-	if (response_json(&rq->resp, 200, o) < 0)
-		rq->acc.cancelled = 1;
+	relay_answer_json(r, o);
 	json_object_put(o);
+	anthropic_message_release(&m);
+	return 0;
 }
+
+static const struct relay_ops ops = {.mode = RELAY_WHOLE, .on_whole = on_whole};
 
 /* POST /summarize, /sync-summarize, /async-summarize: one non-streaming Messages call with the
  * configured prompt as system and the client's text as the user turn. */
@@ -90,41 +62,7 @@ void handle_summarize(struct request *rq)
 	char *body = anthropic_request_body(&ar, &body_len);
 	input_release(&in);
 
-	struct collect c = {.rq = rq};
-	buf_init(&c.body, cfg->max_response_bytes);
-	struct upstream_sink sink = {
-		.on_headers = collect_start,
-		.on_body = collect_body,
-		.on_tick = collect_tick,
-		.committed = never_committed,
-		.watch_fd = rq->io->ops->watch_fd(rq->io->ctx),
-		.arg = &c,
-	};
 	struct upstream_request ur = {.path = "/v1/messages", .body = body, .body_len = body_len};
-	struct upstream_result res;
-	upstream_call(rq->srv->up, &ur, &sink, &res);
-	request_note_upstream(rq, &res);
-
-	struct anth_message m;
-	if (res.outcome == UP_DONE && res.h.status >= 200 && res.h.status < 300) {
-		if (anthropic_parse_message(c.body.data ? c.body.data : "", c.body.len, &m) == 0) {
-			rq->acc.input_tokens = m.usage.input_tokens;
-			rq->acc.output_tokens = m.usage.output_tokens;
-			answer(rq, &m);
-			anthropic_message_release(&m);
-		} else {
-			log_warn("upstream answered %ld with a body that is not a message", res.h.status);
-			response_add_header(&rq->resp, "x-should-retry", "false");
-			request_fail(rq, ERR_UPSTREAM, "The upstream API sent an invalid answer");
-		}
-	} else if (c.too_large) {
-		log_warn("upstream answer over max_response_bytes (%zu)", cfg->max_response_bytes);
-		response_add_header(&rq->resp, "x-should-retry", "false");
-		request_fail(rq, ERR_UPSTREAM, "The upstream API sent an answer larger than this server accepts");
-	} else {
-		request_fail_upstream(rq, &res);
-	}
-	upstream_result_release(&res);
-	buf_release(&c.body);
+	relay_run(rq, &ops, NULL, &ur);
 	free(body);
 }

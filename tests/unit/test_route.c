@@ -2,6 +2,7 @@
  * point, and the route table. */
 #include <string.h>
 
+#include "handlers/handlers.h"
 #include "route.h"
 #include "tap.h"
 
@@ -19,7 +20,7 @@ static const char *path_of(const char *uri, const char *script, const char *info
 static const char *routed(const char *path, const char *prefix)
 {
 	struct route_match m;
-	const struct route *r = route_match(path, prefix, &m);
+	const struct route *r = handlers_route_match(path, prefix, &m);
 	return r ? r->path : "-";
 }
 
@@ -62,9 +63,9 @@ static void test_exact(void)
 	tap_is_str(routed("/ai/Stream", "/ai"), "-", "case counts");
 	tap_is_str(routed("/v1/models/claude-x", ""), "-", "no id segment on a plain row");
 	struct route_match m;
-	route_match("/ai/nope", "/ai", &m);
+	handlers_route_match("/ai/nope", "/ai", &m);
 	tap_is_str(m.rest, "/nope", "no route: the rest below the mount point");
-	route_match("/other/nope", "/ai", &m);
+	handlers_route_match("/other/nope", "/ai", &m);
 	tap_is_str(m.rest, "/other/nope", "no route outside it: the whole path");
 }
 
@@ -73,8 +74,9 @@ static void test_tail_and_configured(void)
 {
 	const char *metrics = "/internal/metrics"; /* what a config key would hold */
 	const struct route rows[] = {
-		{"/v1/models", ROUTE_MODELS, METHOD_GET, DIALECT_ANTHROPIC, LIMIT_NONE, 0, 1, TAIL_ID},
-		{metrics, ROUTE_HEALTHZ, METHOD_GET, DIALECT_NATIVE, LIMIT_NONE, 0, 0, TAIL_NONE},
+		{.path = "/v1/models", .handle = handle_models, .methods = METHOD_GET,
+		 .dialect = DIALECT_ANTHROPIC, .api = 1, .tail = TAIL_ID},
+		{.path = metrics, .handle = handle_healthz, .methods = METHOD_GET},
 	};
 	struct route_match m;
 	const struct route *r = route_match_in(rows, 2, "/ai/v1/models/claude-3-5-haiku@2024", "/ai", &m);
@@ -93,17 +95,17 @@ static void test_tail_and_configured(void)
 
 static void test_table(void)
 {
-	const struct route *r = route_lookup("/summarize");
-	tap_ok(r && r->id == ROUTE_SUMMARIZE && r->methods == METHOD_POST, "summarize is POST only");
-	tap_ok(route_lookup("/sync-summarize") && route_lookup("/async-summarize"), "seed route names");
-	tap_ok(route_lookup("/nope") == NULL, "unknown route");
-	r = route_lookup("/healthz");
+	const struct route *r = handlers_route_lookup("/summarize");
+	tap_ok(r && r->handle == handle_summarize && r->methods == METHOD_POST, "summarize is POST only");
+	tap_ok(handlers_route_lookup("/sync-summarize") && handlers_route_lookup("/async-summarize"), "seed route names");
+	tap_ok(handlers_route_lookup("/nope") == NULL, "unknown route");
+	r = handlers_route_lookup("/healthz");
 	struct buf allow;
 	buf_init(&allow, 64);
 	route_allow(r, &allow);
 	tap_is_str(buf_cstr(&allow), "GET, HEAD", "Allow for /healthz");
 	buf_reset(&allow);
-	route_allow(route_lookup("/stream"), &allow);
+	route_allow(handlers_route_lookup("/stream"), &allow);
 	tap_is_str(buf_cstr(&allow), "GET, POST", "Allow for /stream");
 	buf_release(&allow);
 	tap_is_int(route_method_bit("POST"), METHOD_POST, "POST bit");
@@ -113,18 +115,18 @@ static void test_table(void)
 	tap_is_int(route_dialect_for("/v1/nope"), DIALECT_ANTHROPIC, "/v1 errors in Anthropic's shape");
 	tap_is_int(route_dialect_for("/ai/v1/chat/nope"), DIALECT_OPENAI, "/v1/chat errors in OpenAI's shape");
 	tap_is_int(route_dialect_for("/nope"), DIALECT_NATIVE, "our own shape elsewhere");
-	r = route_lookup("/v1/messages");
-	tap_ok(r && r->id == ROUTE_MESSAGES && r->methods == METHOD_POST && r->api &&
+	r = handlers_route_lookup("/v1/messages");
+	tap_ok(r && r->handle == handle_messages && r->methods == METHOD_POST && r->api &&
 		       r->limit == LIMIT_API && r->dialect == DIALECT_ANTHROPIC,
 	       "/v1/messages: POST, client keys, max_body_bytes_api, Anthropic errors");
-	r = route_lookup("/v1/chat/completions");
-	tap_ok(r && r->id == ROUTE_CHAT && r->api && r->limit == LIMIT_API && r->dialect == DIALECT_OPENAI,
+	r = handlers_route_lookup("/v1/chat/completions");
+	tap_ok(r && r->handle == handle_chat && r->api && r->limit == LIMIT_API && r->dialect == DIALECT_OPENAI,
 	       "/v1/chat/completions: OpenAI errors");
-	r = route_lookup("/v1/models");
-	tap_ok(r && r->id == ROUTE_MODELS && r->api && r->limit == LIMIT_NONE && !r->calls_upstream &&
+	r = handlers_route_lookup("/v1/models");
+	tap_ok(r && r->handle == handle_models && r->api && r->limit == LIMIT_NONE && !r->calls_upstream &&
 		       r->tail == TAIL_NONE,
 	       "/v1/models: answered locally, no body, no id segment yet");
-	tap_ok(!route_lookup("/summarize")->api && !route_lookup("/stream")->api,
+	tap_ok(!handlers_route_lookup("/summarize")->api && !handlers_route_lookup("/stream")->api,
 	       "our own routes take no client key");
 }
 
