@@ -282,9 +282,12 @@ static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct poo
 		if (self)
 			pool_slot_enter(self);
 		serve_request(&srv, &io);
-		fcgi_conn_finish(conn);
+		/* Idle before the web server learns the request ended (END_REQUEST goes out in
+		 * fcgi_conn_finish): its next request may reach another worker at once, and with
+		 * when_full = shed that worker must not count this one as still busy. */
 		if (self)
 			pool_slot_leave(self);
+		fcgi_conn_finish(conn);
 		if (max_requests && srv.served >= max_requests)
 			break;
 	}

@@ -451,8 +451,9 @@ class SettingsFile(WorkerLog):
             f.write(API_KEY + "\n")
         os.chmod(self.key_file, 0o600)
         os.chown(self.key_file, uid, gid)
+        # The catalogue from the source tree: an installed binary finds its own in DATADIR.
         conf = {"upstream_url": upstream, "api_key_file": self.key_file, "log_file": self.log_file,
-                "log_level": "debug"}
+                "log_level": "debug", "models_file": os.path.join(SRCDIR, "data", "models.json")}
         if not log_file:  # log to stderr (the journal); the caller points log_file at its capture
             del conf["log_file"]
         conf.update(settings or {})
