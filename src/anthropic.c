@@ -168,7 +168,7 @@ void anthropic_read_usage(struct json_object *usage, struct anth_usage *u)
 	u->cache_read_tokens = read_tokens(usage, "cache_read_input_tokens");
 }
 
-void anthropic_content_text(struct json_object *content, struct buf *out)
+int anthropic_content_text(struct json_object *content, struct buf *out)
 {
 	size_t n = json_object_array_length(content);
 	for (size_t i = 0; i < n; i++) {
@@ -178,8 +178,10 @@ void anthropic_content_text(struct json_object *content, struct buf *out)
 		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
 		    !json_object_is_type(t, json_type_string))
 			continue;
-		buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+		if (buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t)) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
@@ -196,7 +198,8 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	}
 	struct buf text;
 	buf_init(&text, len);
-	anthropic_content_text(content, &text);
+	/* The text is a part of the body's strings, unescaped: never longer than the body. */
+	BUF_MUST(anthropic_content_text(content, &text));
 	m->text = buf_detach(&text);
 	const char *model = jx_string(root, "model");
 	const char *stop = jx_string(root, "stop_reason");
@@ -468,9 +471,9 @@ char *anthropic_replace_model(const char *body, size_t len, const char *model, s
 		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &mlen);
 	struct buf out;
 	buf_init(&out, (size_t)-1 / 2);
-	buf_append(&out, body, start);
-	buf_append(&out, ms, mlen);
-	buf_append(&out, body + end, len - end);
+	/* Unbounded but for memory (the parts are in memory already): it cannot fill. */
+	BUF_MUST(buf_append(&out, body, start) || buf_append(&out, ms, mlen) ||
+		 buf_append(&out, body + end, len - end));
 	json_object_put(m);
 	*out_len = out.len;
 	return buf_detach(&out);
