@@ -165,16 +165,21 @@ static size_t live(const struct slot *slots, size_t n)
 	return c;
 }
 
+void pool_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
 /* The supervisor's signals are blocked but in sigsuspend, so each is taken between rounds; old
  * gets the mask to wait with (and to restore). */
 static void take_signals(sigset_t *old)
 {
 	sigset_t block;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGUSR1);
+	pool_signals(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, old);
 	install(SIGTERM, on_term);
