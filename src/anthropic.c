@@ -168,7 +168,7 @@ void anthropic_read_usage(struct json_object *usage, struct anth_usage *u)
 	u->cache_read_tokens = read_tokens(usage, "cache_read_input_tokens");
 }
 
-void anthropic_content_text(struct json_object *content, struct buf *out)
+int anthropic_content_text(struct json_object *content, struct buf *out)
 {
 	size_t n = json_object_array_length(content);
 	for (size_t i = 0; i < n; i++) {
@@ -178,8 +178,10 @@ void anthropic_content_text(struct json_object *content, struct buf *out)
 		if (!btype || strcmp(btype, "text") != 0 || !json_object_object_get_ex(block, "text", &t) ||
 		    !json_object_is_type(t, json_type_string))
 			continue;
-		buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+		if (buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t)) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 int anthropic_parse_message(const char *body, size_t len, struct anth_message *m)
@@ -196,7 +198,8 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	}
 	struct buf text;
 	buf_init(&text, len);
-	anthropic_content_text(content, &text);
+	/* The text is a part of the body's strings, unescaped: never longer than the body. */
+	BUF_MUST(anthropic_content_text(content, &text));
 	m->text = buf_detach(&text);
 	const char *model = jx_string(root, "model");
 	const char *stop = jx_string(root, "stop_reason");
@@ -238,12 +241,10 @@ int anthropic_parse_error(const char *body, size_t len, char **type, char **mess
 	return 0;
 }
 
-void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev)
+/* Only the events that carry what we relay are parsed; ping and unknown types are skipped
+ * without touching their data, as the SDKs do. */
+static enum anth_event_kind event_kind(const char *name)
 {
-	memset(ev, 0, sizeof *ev);
-	ev->input_tokens = ev->output_tokens = -1;
-	/* Only the events that carry what we relay are parsed; ping and unknown types are skipped
-	 * without touching their data, as the SDKs do. */
 	static const struct {
 		const char *name;
 		enum anth_event_kind kind;
@@ -252,10 +253,27 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		{"message_delta", ANTH_EV_MESSAGE_DELTA}, {"message_stop", ANTH_EV_MESSAGE_STOP},
 		{"error", ANTH_EV_ERROR},
 	};
-	enum anth_event_kind kind = ANTH_EV_IGNORE;
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(name, known[i].name) == 0)
-			kind = known[i].kind;
+			return known[i].kind;
+	return ANTH_EV_IGNORE;
+}
+
+/* The token counts of a usage object (o's member "usage"), when o has one. */
+static void event_usage(struct json_object *o, struct anth_event *ev)
+{
+	struct json_object *u;
+	if (!json_object_object_get_ex(o, "usage", &u))
+		return;
+	ev->input_tokens = read_tokens(u, "input_tokens");
+	ev->output_tokens = read_tokens(u, "output_tokens");
+}
+
+void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->input_tokens = ev->output_tokens = -1;
+	enum anth_event_kind kind = event_kind(name);
 	if (kind == ANTH_EV_IGNORE)
 		return;
 	ev->root = parse(data, len);
@@ -264,7 +282,7 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		ev->kind = ANTH_EV_INVALID;
 		return;
 	}
-	struct json_object *o, *u;
+	struct json_object *o;
 	switch (kind) {
 	case ANTH_EV_TEXT: {
 		struct json_object *t;
@@ -285,10 +303,7 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		if (!json_object_object_get_ex(ev->root, "message", &o))
 			break;
 		ev->kind = kind;
-		if (json_object_object_get_ex(o, "usage", &u)) {
-			ev->input_tokens = read_tokens(u, "input_tokens");
-			ev->output_tokens = read_tokens(u, "output_tokens");
-		}
+		event_usage(o, ev);
 		return;
 	case ANTH_EV_MESSAGE_DELTA:
 		if (!json_object_object_get_ex(ev->root, "delta", &o))
@@ -296,10 +311,7 @@ void anthropic_parse_event(const char *name, const char *data, size_t len, struc
 		ev->kind = kind;
 		ev->stop_reason = jx_string(o, "stop_reason");
 		/* Usage here is cumulative: it replaces, never adds to, what came before. */
-		if (json_object_object_get_ex(ev->root, "usage", &u)) {
-			ev->input_tokens = read_tokens(u, "input_tokens");
-			ev->output_tokens = read_tokens(u, "output_tokens");
-		}
+		event_usage(ev->root, ev);
 		return;
 	case ANTH_EV_MESSAGE_STOP:
 		ev->kind = kind;
@@ -468,9 +480,9 @@ char *anthropic_replace_model(const char *body, size_t len, const char *model, s
 		m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &mlen);
 	struct buf out;
 	buf_init(&out, (size_t)-1 / 2);
-	buf_append(&out, body, start);
-	buf_append(&out, ms, mlen);
-	buf_append(&out, body + end, len - end);
+	/* Unbounded but for memory (the parts are in memory already): it cannot fill. */
+	BUF_MUST(buf_append(&out, body, start) || buf_append(&out, ms, mlen) ||
+		 buf_append(&out, body + end, len - end));
 	json_object_put(m);
 	*out_len = out.len;
 	return buf_detach(&out);

@@ -34,8 +34,9 @@ enum anth_thinking {
  * 0..ANTH_TOKENS_MAX. */
 void anthropic_read_usage(struct json_object *usage, struct anth_usage *u);
 /* Appends the text of a message's content array (borrowed) to out: the text blocks joined,
- * every other kind (tool_use, thinking, ...) skipped, as the SDKs do. */
-void anthropic_content_text(struct json_object *content, struct buf *out);
+ * every other kind (tool_use, thinking, ...) skipped, as the SDKs do. Returns 0, or -1 when out
+ * is full. */
+__attribute__((warn_unused_result)) int anthropic_content_text(struct json_object *content, struct buf *out);
 
 /* A request we build from one of our own endpoints. */
 struct anth_request {

@@ -116,6 +116,14 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return rc;
 }
 
+void buf_must(int failed, const char *file, int line)
+{
+	if (!failed)
+		return;
+	fprintf(stderr, "llm-fcgi: %s:%d: a buffer sized to fit overflowed\n", file, line);
+	abort();
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {

@@ -18,20 +18,31 @@ struct buf {
 };
 
 void buf_init(struct buf *b, size_t max);
-/* Returns 0, or -1 (and appends nothing) when the result would exceed b->max. */
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_appends(struct buf *b, const char *s);
-int buf_appendc(struct buf *b, char c);
-int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Returns 0, or -1 (and appends nothing) when the result would exceed b->max. The result must be
+ * looked at (GCC warns on a discard, even through a (void) cast): a full buffer is an answer to
+ * give, or, where the size holds by construction, BUF_MUST's abort. */
+#define BUF_RESULT __attribute__((warn_unused_result))
+BUF_RESULT int buf_append(struct buf *b, const void *p, size_t n);
+BUF_RESULT int buf_appends(struct buf *b, const char *s);
+BUF_RESULT int buf_appendc(struct buf *b, char c);
+BUF_RESULT int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+BUF_RESULT int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+/* For the few writes that cannot fail by construction (text of a known bound into a buffer whose
+ * max is above it), each with a comment saying why: an overflow there is a bug in that bound, so
+ * it aborts naming the place instead of sending a cut or empty text. rc is a result of the calls
+ * above, or several joined with || (they run in order and stop at the first failure): nonzero
+ * aborts. Never for text whose size comes from outside: that is an answer to give. */
+#define BUF_MUST(rc) buf_must((rc) != 0, __FILE__, __LINE__)
+void buf_must(int failed, const char *file, int line);
 /* Drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer but keeps its memory, for reuse across requests. */
 void buf_reset(struct buf *b);
 /* A NUL-terminated view of the content, valid until the next change ("" when empty). */
-const char *buf_cstr(const struct buf *b);
+BUF_RESULT const char *buf_cstr(const struct buf *b);
 /* Hands the content to the caller (caller frees; never NULL) and leaves b empty. */
-char *buf_detach(struct buf *b);
+BUF_RESULT char *buf_detach(struct buf *b);
 void buf_release(struct buf *b);
 
 /* Allocation failure aborts: hard caps keep memory bounded, so running out means the host is. */

@@ -71,15 +71,14 @@ __attribute__((format(printf, 5, 6))) static int bad(struct buf *err, const char
 						     const char *model, const char *field,
 						     const char *fmt, ...)
 {
-	buf_printf(err, "%s: ", file);
-	if (model)
-		buf_printf(err, "model '%s': ", model);
-	if (field)
-		buf_printf(err, "%s: ", field);
 	va_list ap;
 	va_start(ap, fmt);
-	buf_vprintf(err, fmt, ap);
+	int cut = buf_printf(err, "%s: ", file) || (model && buf_printf(err, "model '%s': ", model)) ||
+		  (field && buf_printf(err, "%s: ", field)) || buf_vprintf(err, fmt, ap);
 	va_end(ap);
+	/* Past the caller's buffer (a file may quote long values) the message ends in a note. */
+	if (cut && buf_appends(err, "(message too long)") < 0)
+		return -1; /* not even the note fits: the -1 alone says the load failed */
 	return -1;
 }
 

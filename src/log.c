@@ -103,7 +103,7 @@ static void log_write(struct buf *line)
 	}
 }
 
-static void stamp(struct buf *line)
+static int stamp(struct buf *line)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -111,7 +111,7 @@ static void stamp(struct buf *line)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	buf_printf(line, "%s.%03ldZ", t, ts.tv_nsec / 1000000);
+	return buf_printf(line, "%s.%03ldZ", t, ts.tv_nsec / 1000000);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -120,15 +120,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	struct buf line;
 	buf_init(&line, LOG_LINE_MAX);
-	stamp(&line);
-	buf_printf(&line, " llm-fcgi[%ld] %s", (long)getpid(), level_names[level]);
-	if (log_req_id[0])
-		buf_printf(&line, " req=%s", log_req_id);
-	buf_appends(&line, ": ");
+	/* The prefix (a time, a pid, a level, a request id of 40 bytes at most) and the notice
+	 * instead of a message are far shorter than LOG_LINE_MAX. */
+	BUF_MUST(stamp(&line) ||
+		 buf_printf(&line, " llm-fcgi[%ld] %s%s%s: ", (long)getpid(), level_names[level],
+			    log_req_id[0] ? " req=" : "", log_req_id));
 	va_list ap;
 	va_start(ap, fmt);
 	if (buf_vprintf(&line, fmt, ap) < 0)
-		buf_appends(&line, "(message too long)");
+		BUF_MUST(buf_appends(&line, "(message too long)"));
 	va_end(ap);
 	/* A message must stay one line, whatever text it quotes. */
 	for (size_t i = 0; i < line.len; i++)
@@ -175,6 +175,7 @@ static struct json_object *access_str(const char *s, size_t max, struct buf *scr
 	const char *text = s ? s : "";
 	const unsigned char *p = (const unsigned char *)text, *run = p;
 	size_t used = 0;
+	int overflow = 0;
 	buf_reset(scratch);
 	/* Runs of good characters are copied whole: most strings are one run, cut or not. */
 	while (*p) {
@@ -187,15 +188,16 @@ static struct json_object *access_str(const char *s, size_t max, struct buf *scr
 			continue;
 		}
 		const char latin1[2] = {(char)(0xc0 | *p >> 6), (char)(0x80 | (*p & 0x3f))};
-		(void)buf_append(scratch, run, (size_t)(p - run));
-		(void)buf_append(scratch, latin1, 2);
+		overflow = overflow || buf_append(scratch, run, (size_t)(p - run)) ||
+			   buf_append(scratch, latin1, 2);
 		run = ++p;
 	}
 	if (run == (const unsigned char *)text && !*p)
 		return json_object_new_string(text); /* clean and whole: no copy needed */
-	(void)buf_append(scratch, run, (size_t)(p - run));
-	if (*p)
-		(void)buf_appends(scratch, "...");
+	/* Each of the at most max bytes kept takes 2 at most, and "..." 3: the caller's scratch holds
+	 * 2 * max + 3. */
+	BUF_MUST(overflow || buf_append(scratch, run, (size_t)(p - run)) ||
+		 (*p && buf_appends(scratch, "...")));
 	return json_object_new_string_len(buf_cstr(scratch), (int)scratch->len);
 }
 
@@ -247,9 +249,9 @@ void log_access(const struct access_record *a)
 	size_t len;
 	const char *js = json_object_to_json_string_length(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	stamp(&line);
-	(void)buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid());
-	(void)buf_append(&line, js, len);
+	/* The fields' cuts keep the line within ACCESS_LINE_MAX (see there). */
+	BUF_MUST(stamp(&line) || buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid()) ||
+		 buf_append(&line, js, len));
 	log_write(&line);
 	json_object_put(o);
 	buf_release(&scratch);

@@ -247,16 +247,11 @@ static void between_requests(const struct options *o, struct config *cfg, struct
 static void block_signals(sigset_t *waitmask)
 {
 	sigset_t block;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGUSR1);
+	pool_signals(&block);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
-	sigdelset(waitmask, SIGUSR1);
+	for (int s = 1; s < NSIG; s++)
+		if (sigismember(&block, s))
+			sigdelset(waitmask, s);
 }
 
 static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct pool_slot *self)

@@ -61,17 +61,18 @@ static int listed(const char *const *list, const char *key)
 }
 
 /* Appends the text of content (a string, or an array of text parts) to out for a system turn.
- * Returns 0 or -1 (refused). */
+ * Returns 0 or -1 (refused). out is bounded only by memory (the body holds the text already): its
+ * writes cannot fail. */
 static int system_text(struct json_object *content, size_t i, struct buf *out,
 		       struct openai_error *e)
 {
 	char param[64];
 	snprintf(param, sizeof param, "messages.[%zu].content", i);
 	if (out->len)
-		buf_appends(out, "\n\n");
+		BUF_MUST(buf_appends(out, "\n\n"));
 	if (json_object_is_type(content, json_type_string)) {
-		buf_append(out, json_object_get_string(content),
-			   (size_t)json_object_get_string_len(content));
+		BUF_MUST(buf_append(out, json_object_get_string(content),
+				    (size_t)json_object_get_string_len(content)));
 		return 0;
 	}
 	if (!json_object_is_type(content, json_type_array))
@@ -84,7 +85,8 @@ static int system_text(struct json_object *content, size_t i, struct buf *out,
 		    !json_object_is_type(t, json_type_string))
 			return refuse(e, param, NULL, "%s: a system message takes text parts only",
 				      param);
-		buf_append(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+		BUF_MUST(buf_append(out, json_object_get_string(t),
+				    (size_t)json_object_get_string_len(t)));
 	}
 	return 0;
 }
@@ -566,8 +568,9 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	}
 	struct buf text;
 	buf_init(&text, len);
-	/* Thinking and other block kinds have no place in a chat message. */
-	anthropic_content_text(content, &text);
+	/* Thinking and other block kinds have no place in a chat message. The text is a part of
+	 * the body's strings, unescaped: never longer than the body. */
+	BUF_MUST(anthropic_content_text(content, &text));
 	if (json_object_object_get_ex(root, "usage", &usage))
 		read_usage(usage, u);
 	char id[160];
@@ -693,7 +696,8 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
 			  openai_finish_reason(s->stop_reason[0] ? s->stop_reason : NULL));
 		if (s->include_usage)
 			put_chunk(s, out, NULL, NULL);
-		buf_appends(out, "data: [DONE]\n\n");
+		/* The frame holds 4 KiB past twice the largest event: the last frames are short. */
+		BUF_MUST(buf_appends(out, "data: [DONE]\n\n"));
 		s->finished = 1;
 		return OPENAI_DONE;
 	case ANTH_EV_ERROR:

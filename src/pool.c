@@ -165,6 +165,50 @@ static size_t live(const struct slot *slots, size_t n)
 	return c;
 }
 
+void pool_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+/* The supervisor's signals are blocked but in sigsuspend, so each is taken between rounds; old
+ * gets the mask to wait with (and to restore). */
+static void take_signals(sigset_t *old)
+{
+	sigset_t block;
+	pool_signals(&block);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, old);
+	install(SIGTERM, on_term);
+	install(SIGINT, on_term);
+	install(SIGHUP, on_hup);
+	install(SIGUSR1, on_usr1);
+	install(SIGCHLD, on_chld);
+}
+
+/* SIGTERM to every worker, the grace period to finish, then SIGKILL for those still busy. */
+static void stop_all(const struct pool_ops *ops, struct pool_shared *shared, struct slot *slots,
+		     size_t cap, unsigned gen)
+{
+	log_info("pool: stopping; %zu workers get up to %.1f s to finish", live(slots, cap), ops->grace(ops->arg));
+	signal_all(slots, cap, SIGTERM, 0, gen);
+	double until = clock_now() + ops->grace(ops->arg);
+	while (live(slots, cap) > 0 && clock_now() < until) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+		nanosleep(&ts, NULL);
+		reap(slots, cap, gen, shared);
+	}
+	if (live(slots, cap) > 0) {
+		log_warn("pool: %zu workers still busy after the grace period; killing them", live(slots, cap));
+		signal_all(slots, cap, SIGKILL, 0, gen);
+		while (live(slots, cap) > 0 && waitpid(-1, NULL, 0) > 0)
+			reap(slots, cap, gen, shared);
+	}
+}
+
 int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 {
 	/* Room for two generations during a reload; grown when the configuration asks for more. */
@@ -172,19 +216,8 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 	struct slot *slots = xcalloc(cap, sizeof *slots);
 	unsigned gen = 1;
 	atomic_store(&shared->generation, gen);
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	install(SIGTERM, on_term);
-	install(SIGINT, on_term);
-	install(SIGHUP, on_hup);
-	install(SIGUSR1, on_usr1);
-	install(SIGCHLD, on_chld);
+	sigset_t old;
+	take_signals(&old);
 	log_info("pool: starting %u workers", ops->size(ops->arg));
 
 	while (!got_term) {
@@ -232,21 +265,7 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 			}
 		}
 	}
-
-	log_info("pool: stopping; %zu workers get up to %.1f s to finish", live(slots, cap), ops->grace(ops->arg));
-	signal_all(slots, cap, SIGTERM, 0, gen);
-	double until = clock_now() + ops->grace(ops->arg);
-	while (live(slots, cap) > 0 && clock_now() < until) {
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-		nanosleep(&ts, NULL);
-		reap(slots, cap, gen, shared);
-	}
-	if (live(slots, cap) > 0) {
-		log_warn("pool: %zu workers still busy after the grace period; killing them", live(slots, cap));
-		signal_all(slots, cap, SIGKILL, 0, gen);
-		while (live(slots, cap) > 0 && waitpid(-1, NULL, 0) > 0)
-			reap(slots, cap, gen, shared);
-	}
+	stop_all(ops, shared, slots, cap, gen);
 	free(slots);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return 0;

@@ -13,6 +13,7 @@
 #ifndef LLM_POOL_H
 #define LLM_POOL_H
 
+#include <signal.h>
 #include <stdatomic.h>
 
 /* The config table's upper bound for workers; the page has room for two generations of them. */
@@ -51,6 +52,9 @@ struct pool_ops {
 
 /* Maps the shared page; NULL on failure. */
 struct pool_shared *pool_shared_new(void);
+/* The signals the gateway acts on, in the supervisor and in every worker: SIGTERM and SIGINT
+ * (stop), SIGHUP (reload), SIGUSR1 (reopen the logs). */
+void pool_signals(sigset_t *set);
 /* Supervises workers until SIGTERM/SIGINT; returns the process exit code. */
 int pool_run(const struct pool_ops *ops, struct pool_shared *shared);
 

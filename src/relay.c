@@ -247,6 +247,13 @@ static int committed(void *arg)
 
 /* ---- failures before commit ---- */
 
+/* m is empty and holds 2048 bytes: a message of our own always fits. */
+static enum err_kind say(struct buf *m, enum err_kind kind, const char *text)
+{
+	BUF_MUST(buf_appends(m, text));
+	return kind;
+}
+
 /* The status the upstream answered with, when it is one of the failures the table maps. */
 static enum err_kind status_error(long st, int parsed, const char *type, const char *msg,
 				  struct buf *m)
@@ -255,29 +262,24 @@ static enum err_kind status_error(long st, int parsed, const char *type, const c
 	case 401:
 	case 403:
 		/* The upstream's text may quote the key: never relay it. */
-		buf_appends(m, "The upstream API rejected this server's credentials");
-		return ERR_UPSTREAM;
+		return say(m, ERR_UPSTREAM, "The upstream API rejected this server's credentials");
 	case 413:
-		buf_appends(m, "The request is too large for the upstream API");
-		return ERR_TOO_LARGE;
+		return say(m, ERR_TOO_LARGE, "The request is too large for the upstream API");
 	case 429:
-		buf_appends(m, "The upstream API is rate limiting this server; retry later");
-		return ERR_RATE_LIMIT;
+		return say(m, ERR_RATE_LIMIT, "The upstream API is rate limiting this server; retry later");
 	case 529:
-		buf_appends(m, "The upstream API is overloaded; retry later");
-		return ERR_OVERLOADED;
+		return say(m, ERR_OVERLOADED, "The upstream API is overloaded; retry later");
 	case 504:
-		buf_appends(m, "The upstream API timed out");
-		return ERR_TIMEOUT;
+		return say(m, ERR_TIMEOUT, "The upstream API timed out");
 	}
-	if (st == 400 && parsed) {
-		buf_appends(m, msg);
-		return ERR_BAD_REQUEST;
-	}
-	if (parsed)
-		buf_printf(m, "The upstream API answered %ld: %s: %s", st, type, msg);
-	else
-		buf_printf(m, "The upstream API answered %ld with an invalid body", st);
+	/* The upstream's own message is relayed when it fits (its body may be longer than m). */
+	if (st == 400 && parsed)
+		return buf_appends(m, msg) == 0 ? ERR_BAD_REQUEST
+						: say(m, ERR_BAD_REQUEST, "The upstream API refused the request");
+	if (parsed && buf_printf(m, "The upstream API answered %ld: %s: %s", st, type, msg) == 0)
+		return ERR_UPSTREAM;
+	BUF_MUST(buf_printf(m, "The upstream API answered %ld with %s", st,
+			    parsed ? "an error too long to relay" : "an invalid body"));
 	return ERR_UPSTREAM;
 }
 
@@ -287,18 +289,19 @@ static enum err_kind upstream_error(const struct relay *r, const struct upstream
 {
 	switch (res->outcome) {
 	case UP_CONNECT_FAILED:
-		buf_appends(m, "The upstream API could not be reached");
-		return ERR_UPSTREAM;
+		return say(m, ERR_UPSTREAM, "The upstream API could not be reached");
 	case UP_BROKEN:
-		buf_appends(m, "The upstream API closed the connection or sent an invalid answer");
-		return ERR_UPSTREAM;
+		return say(m, ERR_UPSTREAM,
+			   "The upstream API closed the connection or sent an invalid answer");
 	case UP_TOO_LARGE:
-		buf_appends(m, "The upstream API sent an answer larger than this server accepts");
-		return ERR_UPSTREAM;
+		return say(m, ERR_UPSTREAM,
+			   "The upstream API sent an answer larger than this server accepts");
 	case UP_FIRST_BYTE_TIMEOUT:
 	case UP_IDLE_TIMEOUT:
 	case UP_TOTAL_TIMEOUT:
-		buf_printf(m, "The upstream API timed out (%s)", upstream_outcome_name(res->outcome));
+		/* An outcome's name is a short word: it fits as any message of our own. */
+		BUF_MUST(buf_printf(m, "The upstream API timed out (%s)",
+				    upstream_outcome_name(res->outcome)));
 		return ERR_TIMEOUT;
 	case UP_ABORTED:
 		return ERR_CANCELLED;

@@ -60,11 +60,12 @@ static int write_head(struct response *r, int status, const char *content_type, 
 {
 	struct buf *h = &r->frame;
 	buf_reset(h);
-	buf_printf(h, "Status: %d %s\r\nContent-Type: %s\r\n", status, err_reason(status), content_type);
-	if (length >= 0)
-		buf_printf(h, "Content-Length: %lld\r\n", length);
-	buf_append(h, r->headers.data ? r->headers.data : "", r->headers.len);
-	buf_appends(h, "\r\n");
+	/* The headers are at most HEADERS_MAX, the rest a few short lines: far below FRAME_MAX. */
+	BUF_MUST(buf_printf(h, "Status: %d %s\r\nContent-Type: %s\r\n", status, err_reason(status),
+			    content_type) ||
+		 (length >= 0 && buf_printf(h, "Content-Length: %lld\r\n", length)) ||
+		 buf_append(h, r->headers.data ? r->headers.data : "", r->headers.len) ||
+		 buf_appends(h, "\r\n"));
 	r->status = status;
 	return io_write(r, h->data, h->len);
 }

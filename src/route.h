@@ -77,7 +77,7 @@ const struct route *route_lookup_in(const struct route *rows, size_t n_rows, con
 enum dialect route_dialect_for(const char *path);
 /* enum route_method bit for a REQUEST_METHOD, 0 when unknown. */
 unsigned route_method_bit(const char *method);
-/* Writes the methods of r as a header value ("GET, HEAD"), for Allow and CORS. */
-void route_allow(const struct route *r, struct buf *out);
+/* The methods of r as a header value ("GET, HEAD"), for Allow and CORS. */
+const char *route_allow(const struct route *r);
 
 #endif

@@ -122,11 +122,7 @@ static int resolve(struct request *rq, unsigned bit)
 		return -1;
 	}
 	if (!(rq->route->methods & bit)) {
-		struct buf allow;
-		buf_init(&allow, 64);
-		route_allow(rq->route, &allow);
-		response_add_header(&rq->resp, "Allow", buf_cstr(&allow));
-		buf_release(&allow);
+		response_add_header(&rq->resp, "Allow", route_allow(rq->route));
 		request_fail(rq, ERR_METHOD, NULL);
 		return -1;
 	}

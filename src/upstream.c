@@ -215,15 +215,15 @@ static struct curl_slist *build_headers(const struct upstream *u, const struct u
 	buf_init(&line, 8192);
 	struct curl_slist *list = NULL;
 	/* The key is sent only here, in a header libcurl does not log (verbose is never on). */
-	buf_printf(&line, "x-api-key: %s", u->cfg->api_key ? u->cfg->api_key : "");
+	int bad = buf_printf(&line, "x-api-key: %s", u->cfg->api_key ? u->cfg->api_key : "");
 	list = curl_slist_append(list, buf_cstr(&line));
 	buf_reset(&line);
-	buf_printf(&line, "anthropic-version: %s",
-		   rq->anthropic_version ? rq->anthropic_version : "2023-06-01");
+	bad = bad || buf_printf(&line, "anthropic-version: %s",
+				rq->anthropic_version ? rq->anthropic_version : "2023-06-01");
 	list = curl_slist_append(list, buf_cstr(&line));
 	if (rq->anthropic_beta) {
 		buf_reset(&line);
-		buf_printf(&line, "anthropic-beta: %s", rq->anthropic_beta);
+		bad = bad || buf_printf(&line, "anthropic-beta: %s", rq->anthropic_beta);
 		list = curl_slist_append(list, buf_cstr(&line));
 	}
 	list = curl_slist_append(list, "content-type: application/json");
@@ -231,6 +231,11 @@ static struct curl_slist *build_headers(const struct upstream *u, const struct u
 	/* 100-continue would cost a round trip per request for nothing. */
 	list = curl_slist_append(list, "Expect:");
 	buf_release(&line);
+	if (bad) {
+		/* A header cut to nothing would send a request the upstream must refuse. */
+		curl_slist_free_all(list);
+		return NULL;
+	}
 	return list;
 }
 
@@ -275,43 +280,11 @@ static double deadline(const struct upstream *u, int stream, enum upstream_outco
 	return u->last_byte + c->idle_timeout;
 }
 
-static void attempt(struct upstream *u, const struct upstream_request *rq,
-		    const struct upstream_sink *sink, struct upstream_result *res)
+/* Runs the transfer of e until it ends, a deadline passes or the sink stops it, waiting on the
+ * client's connection too. Returns libcurl's count of running transfers (nonzero: unfinished). */
+static int transfer(struct upstream *u, const struct upstream_request *rq,
+		    const struct upstream_sink *sink)
 {
-	u->sink = sink;
-	u->res = res;
-	u->aborted = 0;
-	u->headers_done = 0;
-	u->last_byte = 0;
-	u->started = clock_now();
-	res->first_byte_ms = -1;
-	memset(&res->h, 0, sizeof res->h);
-	res->h.retry_after = -1;
-	res->h.should_retry = -1;
-	buf_reset(&res->error_body);
-	res->detail[0] = '\0';
-
-	if (setup_handles(u) < 0) {
-		res->outcome = UP_CONNECT_FAILED;
-		snprintf(res->detail, sizeof res->detail, "cannot create a libcurl handle");
-		return;
-	}
-	CURL *e = u->easy;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	buf_reset(&u->url);
-	buf_appends(&u->url, u->cfg->upstream_url);
-	while (u->url.len && u->url.data[u->url.len - 1] == '/')
-		u->url.data[--u->url.len] = '\0';
-	buf_appends(&u->url, rq->path);
-	struct curl_slist *headers = build_headers(u, rq);
-	curl_easy_setopt(e, CURLOPT_URL, buf_cstr(&u->url));
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(u->cfg->connect_timeout * 1000.0));
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-
-	curl_multi_add_handle(u->multi, e);
 	int watch = sink->watch_fd;
 	int running = 1;
 	while (!u->aborted) {
@@ -344,6 +317,54 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 		if (watch >= 0 && wfd.revents && sink->on_tick && sink->on_tick(sink->arg) == 0)
 			watch = -1;
 	}
+	return running;
+}
+
+static void attempt(struct upstream *u, const struct upstream_request *rq,
+		    const struct upstream_sink *sink, struct upstream_result *res)
+{
+	u->sink = sink;
+	u->res = res;
+	u->aborted = 0;
+	u->headers_done = 0;
+	u->last_byte = 0;
+	u->started = clock_now();
+	res->first_byte_ms = -1;
+	memset(&res->h, 0, sizeof res->h);
+	res->h.retry_after = -1;
+	res->h.should_retry = -1;
+	buf_reset(&res->error_body);
+	res->detail[0] = '\0';
+
+	if (setup_handles(u) < 0) {
+		res->outcome = UP_CONNECT_FAILED;
+		snprintf(res->detail, sizeof res->detail, "cannot create a libcurl handle");
+		return;
+	}
+	CURL *e = u->easy;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	buf_reset(&u->url);
+	int bad = buf_appends(&u->url, u->cfg->upstream_url);
+	while (u->url.len && u->url.data[u->url.len - 1] == '/')
+		u->url.data[--u->url.len] = '\0';
+	bad = bad || buf_appends(&u->url, rq->path);
+	struct curl_slist *headers = bad ? NULL : build_headers(u, rq);
+	if (!headers) {
+		/* Configuration (a URL or key) or a client's header past the caps: no call can go. */
+		res->outcome = UP_CONNECT_FAILED;
+		snprintf(res->detail, sizeof res->detail, "the upstream %s is too long",
+			 bad ? "URL" : "request's headers");
+		return;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, buf_cstr(&u->url));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(u->cfg->connect_timeout * 1000.0));
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+
+	curl_multi_add_handle(u->multi, e);
+	int running = transfer(u, rq, sink);
 	CURLcode rc = CURLE_OK;
 	int msgs;
 	CURLMsg *msg;

@@ -286,13 +286,12 @@ void handle_models(struct request *rq)
 		gmtime_r(&t, &tm);
 		strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
 		struct buf display;
-		buf_init(&display, 1024);
-		buf_append(&display, m.name, m.name_len);
-		if (m.name != m.target) {
-			buf_appends(&display, " (");
-			buf_append(&display, m.target, m.target_len);
-			buf_appends(&display, ")");
-		}
+		/* Sized to the most it holds: "name (target)". */
+		buf_init(&display, m.name_len + m.target_len + 3);
+		BUF_MUST(buf_append(&display, m.name, m.name_len) ||
+			 (m.name != m.target &&
+			  (buf_appends(&display, " (") || buf_append(&display, m.target, m.target_len) ||
+			   buf_appends(&display, ")"))));
 		struct json_object *e = json_object_new_object();
 		json_object_object_add(e, "type", json_object_new_string("model"));
 		json_object_object_add(e, "id", json_object_new_string_len(m.name, (int)m.name_len));

@@ -103,23 +103,20 @@ void handlers_preflight(struct request *rq)
 {
 	const char *want = io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_METHOD");
 	const char *headers = io_param(rq->io, "HTTP_ACCESS_CONTROL_REQUEST_HEADERS");
-	struct buf methods;
-	buf_init(&methods, 64);
-	route_allow(rq->route, &methods);
+	const char *methods = route_allow(rq->route);
 	if (!cors_origin(rq)) {
 		request_fail(rq, ERR_FORBIDDEN,
 			     "Cross-origin requests are not allowed (origin not in allowed_origins)");
 	} else if (!(route_method_bit(want) & rq->route->methods)) {
-		response_add_header(&rq->resp, "Allow", buf_cstr(&methods));
+		response_add_header(&rq->resp, "Allow", methods);
 		request_fail(rq, ERR_METHOD, NULL);
 	} else {
-		response_add_header(&rq->resp, "Access-Control-Allow-Methods", buf_cstr(&methods));
+		response_add_header(&rq->resp, "Access-Control-Allow-Methods", methods);
 		if (headers && header_list_ok(headers))
 			response_add_header(&rq->resp, "Access-Control-Allow-Headers", headers);
 		response_add_header(&rq->resp, "Access-Control-Max-Age", "600");
 		response_send(&rq->resp, 204, "text/plain", "", 0);
 	}
-	buf_release(&methods);
 }
 
 int handlers_check_json(struct request *rq)

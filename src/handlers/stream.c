@@ -27,7 +27,7 @@ static int on_commit(struct relay *r)
 {
 	struct stream *s = r->arg;
 	if (s->fmt == RESP_SSE)
-		buf_printf(relay_frame(r), "retry: %d\nid: 0\n\n", STREAM_RETRY_MS);
+		return buf_printf(relay_frame(r), "retry: %d\nid: 0\n\n", STREAM_RETRY_MS);
 	return 0;
 }
 
@@ -71,7 +71,8 @@ static int on_event(struct relay *r, const struct sse_event *e, const struct ant
 }
 
 /* The last event: done with the stop reason and usage, or the failure; in plain text the
- * documented last line that tells a cut answer from a finished one. */
+ * documented last line that tells a cut answer from a finished one. It is short (a failure's type
+ * and message are 64 and 512 bytes), and the frame, empty, holds over 4 KiB: it always fits. */
 static void on_finish(struct relay *r, const struct relay_failure *f)
 {
 	struct stream *s = r->arg;
@@ -80,7 +81,7 @@ static void on_finish(struct relay *r, const struct relay_failure *f)
 	snprintf(id, sizeof id, "%lu", ++s->next_id);
 	if (s->fmt == RESP_TEXT) {
 		if (f)
-			buf_printf(relay_frame(r), "\n[error: %s: %s]\n", f->type, f->message);
+			BUF_MUST(buf_printf(relay_frame(r), "\n[error: %s: %s]\n", f->type, f->message));
 		return;
 	}
 	struct json_object *o = json_object_new_object();
@@ -95,7 +96,7 @@ static void on_finish(struct relay *r, const struct relay_failure *f)
 		json_object_object_add(sub, "output_tokens", json_object_new_int64(acc->output_tokens));
 		json_object_object_add(o, "usage", sub);
 	}
-	encode_event(relay_frame(r), f ? "error" : "done", id, o);
+	BUF_MUST(encode_event(relay_frame(r), f ? "error" : "done", id, o));
 }
 
 static const struct relay_ops sse_ops = {

@@ -176,7 +176,7 @@ static void check_decoding(const char *s, size_t n, size_t max)
 	long want_len = decode_reference(s, n, want);
 	struct buf b;
 	buf_init(&b, max + 1);
-	buf_appendc(&b, '#');
+	BUF_MUST(buf_appendc(&b, '#'));
 	int rc = input_url_decode(s, n, &b);
 	if (want_len >= 0 && (size_t)want_len <= max) {
 		if (rc != 0 || b.len != (size_t)want_len + 1 || memcmp(b.data + 1, want, b.len - 1))

@@ -43,7 +43,7 @@ int main(void)
 	const char *srcdir = getenv("srcdir");
 	struct buf dir;
 	buf_init(&dir, 4096);
-	buf_printf(&dir, "%s/tests/fuzz/corpus/%s", srcdir ? srcdir : ".", CORPUS);
+	BUF_MUST(buf_printf(&dir, "%s/tests/fuzz/corpus/%s", srcdir ? srcdir : ".", CORPUS));
 	struct dirent **names;
 	int n = scandir(buf_cstr(&dir), &names, regular, alphasort);
 	if (n <= 0) {
@@ -56,7 +56,7 @@ int main(void)
 		struct buf path, data;
 		buf_init(&path, 4096);
 		buf_init(&data, SEED_MAX);
-		buf_printf(&path, "%s/%s", buf_cstr(&dir), names[i]->d_name);
+		BUF_MUST(buf_printf(&path, "%s/%s", buf_cstr(&dir), names[i]->d_name));
 		int ok = read_file(buf_cstr(&path), &data) == 0;
 		if (ok)
 			LLVMFuzzerTestOneInput((const uint8_t *)(data.data ? data.data : ""), data.len);

@@ -115,7 +115,7 @@ static enum upstream_outcome answer(const struct upstream_sink *sink, struct ups
 		 fake_up.request_id ? fake_up.request_id : "");
 	res->h.retry_after = fake_up.retry_after > 0 ? fake_up.retry_after : -1;
 	if (res->h.status < 200 || res->h.status > 299) {
-		buf_appends(&res->error_body, fake_up.body ? fake_up.body : "");
+		BUF_MUST(buf_appends(&res->error_body, fake_up.body ? fake_up.body : ""));
 		return UP_DONE;
 	}
 	if (sink->on_headers(sink->arg, &res->h) || feed(sink))
@@ -134,7 +134,7 @@ void upstream_call(struct upstream *u, const struct upstream_request *rq,
 	fake_up.path = rq->path;
 	fake_up.stream = rq->stream;
 	buf_reset(&fake_up.sent);
-	buf_append(&fake_up.sent, rq->body, rq->body_len);
+	BUF_MUST(buf_append(&fake_up.sent, rq->body, rq->body_len));
 	res->outcome = answer(sink, res);
 	fake_up.aborted = res->outcome == UP_ABORTED;
 }
@@ -191,7 +191,7 @@ void fake_serve(struct fake *f)
 	size_t n;
 	buf_reset(&f->log);
 	while (fp && (n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-		buf_append(&f->log, chunk, n);
+		BUF_MUST(buf_append(&f->log, chunk, n));
 	if (fp)
 		fclose(fp);
 	unlink(f->log_path);

@@ -223,20 +223,20 @@ static void test_caps(void)
 	struct catalogue cat;
 	buf_init(&text, 4u << 20);
 	buf_init(&err, 4096);
-	buf_appends(&text, "{\"models\": {");
+	BUF_MUST(buf_appends(&text, "{\"models\": {"));
 	for (int i = 0; i <= CATALOGUE_MAX_MODELS; i++)
-		buf_printf(&text, "%s\"m%d\": {\"status\": \"retired\", \"retires\": \"2026-01-01\", "
-			   "\"replacement\": \"m0\"}", i ? "," : "", i);
-	buf_appends(&text, "}}");
+		BUF_MUST(buf_printf(&text, "%s\"m%d\": {\"status\": \"retired\", \"retires\": \"2026-01-01\", "
+				   "\"replacement\": \"m0\"}", i ? "," : "", i));
+	BUF_MUST(buf_appends(&text, "}}"));
 	tap_is_int(catalogue_parse(&cat, text.data, text.len, "big.json", NULL, 0, NULL, &err), -1,
 		   "one model too many");
 	tap_ok(strstr(buf_cstr(&err), "big.json: more than 1024 models") != NULL, "is named");
 	buf_reset(&text);
 	buf_reset(&err);
-	buf_appends(&text, "{\"_comment\": \"");
+	BUF_MUST(buf_appends(&text, "{\"_comment\": \""));
 	for (unsigned i = 0; i < CATALOGUE_MAX_BYTES; i += 8)
-		buf_appends(&text, "xxxxxxxx");
-	buf_appends(&text, "\", \"models\": {}}");
+		BUF_MUST(buf_appends(&text, "xxxxxxxx"));
+	BUF_MUST(buf_appends(&text, "\", \"models\": {}}"));
 	tap_is_int(catalogue_parse(&cat, text.data, text.len, "huge.json", NULL, 0, NULL, &err), -1,
 		   "a file over the size cap");
 	tap_ok(strstr(buf_cstr(&err), "huge.json: larger than 1048576 bytes") != NULL, "is named");
@@ -303,7 +303,7 @@ static void test_shipped(void)
 	struct catalogue cat;
 	buf_init(&path, 4096);
 	buf_init(&err, 4096);
-	buf_printf(&path, "%s/data/models.json", srcdir ? srcdir : ".");
+	BUF_MUST(buf_printf(&path, "%s/data/models.json", srcdir ? srcdir : "."));
 	int rc = catalogue_load(&cat, buf_cstr(&path), "/nonexistent/llm-fcgi-models.json", &err);
 	if (!tap_ok(rc == 0, "data/models.json loads (a missing override is no override)")) {
 		tap_diag("%s", buf_cstr(&err));

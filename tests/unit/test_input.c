@@ -459,11 +459,11 @@ static void test_turn_limit(void)
 	for (size_t n = 1000; n <= 1001; n++) {
 		struct buf b;
 		buf_init(&b, 1 << 20);
-		buf_appends(&b, "{\"messages\":[");
+		BUF_MUST(buf_appends(&b, "{\"messages\":["));
 		for (size_t i = 0; i < n; i++) {
 			int user = i % 2 == 0 || i == n - 1;
-			buf_appends(&b, user ? TURN("user", "\"u\"") : TURN("assistant", "\"a\""));
-			buf_appends(&b, i == n - 1 ? "]}" : ",");
+			BUF_MUST(buf_appends(&b, user ? TURN("user", "\"u\"") : TURN("assistant", "\"a\"")));
+			BUF_MUST(buf_appends(&b, i == n - 1 ? "]}" : ","));
 		}
 		struct input in;
 		const char *msg;
@@ -646,7 +646,7 @@ static void test_url_decode(void)
 		const struct dcase *d = &dcases[i];
 		struct buf b;
 		buf_init(&b, d->max);
-		buf_appendc(&b, 'p'); /* failures must leave what was there, and only that */
+		BUF_MUST(buf_appendc(&b, 'p')); /* failures must leave what was there, and only that */
 		int rc = input_url_decode(d->in, strlen(d->in), &b);
 		tap_ok(rc == d->rc && b.len == d->out_len && memcmp(b.data, d->out, b.len) == 0 &&
 			       b.data[b.len] == '\0',

@@ -78,9 +78,9 @@ int main(void)
 	/* 2000 bytes of a 4-byte character: cut at a character, within the 1 KiB bound. */
 	struct buf long_path;
 	buf_init(&long_path, 4096);
-	(void)buf_appendc(&long_path, '/');
+	BUF_MUST(buf_appendc(&long_path, '/'));
 	for (int i = 0; i < 500; i++)
-		(void)buf_appends(&long_path, "\xf0\x9f\x8e\x89");
+		BUF_MUST(buf_appends(&long_path, "\xf0\x9f\x8e\x89"));
 	a.route = buf_cstr(&long_path);
 	a.method = "GET";
 	o = line_of(&a, raw, sizeof raw);
@@ -93,7 +93,7 @@ int main(void)
 	/* The worst case for the line's budget: every byte of every string escaped to 6. */
 	buf_reset(&long_path);
 	for (int i = 0; i < 3000; i++)
-		(void)buf_appendc(&long_path, '\x01');
+		BUF_MUST(buf_appendc(&long_path, '\x01'));
 	char method[200], id[300];
 	memset(method, '\x02', sizeof method - 1), method[sizeof method - 1] = '\0';
 	memset(id, '\x03', sizeof id - 1), id[sizeof id - 1] = '\0';

@@ -189,11 +189,11 @@ static void test_requests(void)
 	/* A body whose tree would cost hundreds of times its size: 413, before json-c builds it. */
 	struct buf big;
 	buf_init(&big, 4 << 20);
-	buf_appends(&big, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-			  "\"metadata\":[");
+	BUF_MUST(buf_appends(&big, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+				  "\"metadata\":["));
 	for (int i = 0; i < 1000000; i++)
-		buf_appends(&big, "{},");
-	buf_appends(&big, "{}]}");
+		BUF_MUST(buf_appends(&big, "{},"));
+	BUF_MUST(buf_appends(&big, "{}]}"));
 	out = translate(buf_cstr(&big), &e, NULL);
 	tap_ok(!out && e.kind == ERR_TOO_LARGE && strstr(e.message, "too many JSON values"),
 	       "refused: a 3 MB [{},{},...] -> 413 (%s)", e.message);

@@ -17,16 +17,17 @@ static int echo_event(struct relay *r, const struct sse_event *e, const struct a
 	if (ev->kind == ANTH_EV_ERROR)
 		return -1;
 	if (ev->kind == ANTH_EV_TEXT)
-		buf_printf(relay_frame(r), "data: %.*s\n\n", (int)ev->text_len, ev->text);
+		return buf_printf(relay_frame(r), "data: %.*s\n\n", (int)ev->text_len, ev->text);
 	return 0;
 }
 
 static void echo_finish(struct relay *r, const struct relay_failure *f)
 {
+	/* Short (a failure's fields are 64 and 512 bytes) in a frame of 4 KiB and more. */
 	if (f)
-		buf_printf(relay_frame(r), "event: end\ndata: %s: %s\n\n", f->type, f->message);
+		BUF_MUST(buf_printf(relay_frame(r), "event: end\ndata: %s: %s\n\n", f->type, f->message));
 	else
-		buf_appends(relay_frame(r), "event: end\ndata: ok\n\n");
+		BUF_MUST(buf_appends(relay_frame(r), "event: end\ndata: ok\n\n"));
 }
 
 static int echo_whole(struct relay *r, char *body, size_t len)

@@ -52,19 +52,19 @@ static void escape(struct buf *b, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		switch (s[i]) {
 		case '\\':
-			buf_appends(b, "\\\\");
+			BUF_MUST(buf_appends(b, "\\\\"));
 			break;
 		case '\n':
-			buf_appends(b, "\\n");
+			BUF_MUST(buf_appends(b, "\\n"));
 			break;
 		case '\r':
-			buf_appends(b, "\\r");
+			BUF_MUST(buf_appends(b, "\\r"));
 			break;
 		case '\0':
-			buf_appends(b, "\\0");
+			BUF_MUST(buf_appends(b, "\\0"));
 			break;
 		default:
-			buf_appendc(b, s[i]);
+			BUF_MUST(buf_appendc(b, s[i]));
 		}
 	}
 }
@@ -72,13 +72,13 @@ static void escape(struct buf *b, const char *s, size_t n)
 static void serialise(struct buf *b, const char *event, const char *id, const char *data,
 	size_t len)
 {
-	buf_appends(b, "event=");
+	BUF_MUST(buf_appends(b, "event="));
 	escape(b, event, strlen(event));
-	buf_appends(b, "|id=");
+	BUF_MUST(buf_appends(b, "|id="));
 	escape(b, id, strlen(id));
-	buf_appends(b, "|data=");
+	BUF_MUST(buf_appends(b, "|data="));
 	escape(b, data, len);
-	buf_appendc(b, '\n');
+	BUF_MUST(buf_appendc(b, '\n'));
 }
 
 static int on_event(void *arg, const struct sse_event *ev)
@@ -86,7 +86,7 @@ static int on_event(void *arg, const struct sse_event *ev)
 	struct collect *c = arg;
 	/* The contract promises a NUL-terminated data; check it on every event. */
 	if (ev->data[ev->data_len] != '\0')
-		buf_appends(&c->out, "!! data not NUL-terminated\n");
+		BUF_MUST(buf_appends(&c->out, "!! data not NUL-terminated\n"));
 	serialise(&c->out, ev->event, ev->id, ev->data, ev->data_len);
 	c->calls++;
 	return c->stop_at && c->calls >= c->stop_at;
@@ -207,7 +207,7 @@ static int load_fixture(const char *name, const char *ext, struct buf *b)
 	const char *srcdir = getenv("srcdir");
 	struct buf path;
 	buf_init(&path, 4096);
-	buf_printf(&path, "%s/tests/unit/fixtures/sse/%s.%s", srcdir ? srcdir : ".", name, ext);
+	BUF_MUST(buf_printf(&path, "%s/tests/unit/fixtures/sse/%s.%s", srcdir ? srcdir : ".", name, ext));
 	buf_init(b, OUT_MAX);
 	int rc = read_file(buf_cstr(&path), b);
 	if (rc < 0)
@@ -368,7 +368,7 @@ static void test_cap(void)
 	struct buf many;
 	buf_init(&many, OUT_MAX);
 	for (int i = 0; i < 100; i++)
-		buf_appends(&many, "event: e\ndata: 01234567890123456789\n\n");
+		BUF_MUST(buf_appends(&many, "event: e\ndata: 01234567890123456789\n\n"));
 	rc = decode(many.data, many.len, 64, split_whole, NULL, &got);
 	tap_is_int(rc, SSE_OK, "cap: applies per event, not per stream");
 	buf_release(&got);
@@ -537,7 +537,7 @@ static void test_encode(void)
 	tap_is_str(buf_cstr(&out), ": \n\n", "encode: empty comment bytes");
 
 	buf_reset(&out);
-	buf_appends(&out, "prefix|");
+	BUF_MUST(buf_appends(&out, "prefix|"));
 	sse_encode(&out, "e", NULL, "x", 1);
 	tap_is_str(buf_cstr(&out), "prefix|event: e\ndata: x\n\n",
 		"encode: appends to what is there");
@@ -545,7 +545,7 @@ static void test_encode(void)
 
 	/* A frame that does not fit leaves the buffer exactly as it was. */
 	buf_init(&out, 20);
-	buf_appends(&out, "keep");
+	BUF_MUST(buf_appends(&out, "keep"));
 	tap_is_int(sse_encode(&out, "event_name", NULL, "some data", 9), -1,
 		"encode: over the buffer's max returns -1");
 	tap_is_str(buf_cstr(&out), "keep", "encode: and appends nothing");
