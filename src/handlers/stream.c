@@ -59,6 +59,15 @@ static int on_event(struct relay *r, const struct sse_event *e, const struct ant
 {
 	struct stream *s = r->arg;
 	char msg[256];
+	/* A plain-text body has no comment lines: while the model thinks, the web server reads
+	 * nothing after the headers. total_timeout bounds that wait as it bounds a whole answer's,
+	 * so the servers' read timeouts (above it) never cut a think. */
+	if (s->fmt == RESP_TEXT && !s->texted &&
+	    request_now() - r->rq->started > r->rq->srv->cfg->total_timeout) {
+		relay_fail(r, "timeout_error", "No text within total_timeout: the model is still "
+					       "thinking");
+		return -1;
+	}
 	/* Only text deltas are the answer: thinking, signatures and tool input are parsed as
 	 * ANTH_EV_IGNORE and send nothing (the relay keeps an SSE stream alive meanwhile). */
 	switch (ev->kind) {

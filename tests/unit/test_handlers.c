@@ -322,6 +322,13 @@ static int count_keepalives(const char *b)
 	return n;
 }
 
+static int deltas_are(const char *b, const char *text)
+{
+	char want[256];
+	snprintf(want, sizeof want, "data: {\"text\":\"%s\"}", text);
+	return strstr(b, want) != NULL;
+}
+
 static void test_stream_today(void)
 {
 	static const char *const sse[] = {POST("/stream", "application/json"), SSE, NULL};
@@ -365,6 +372,23 @@ static void test_stream_today(void)
 	fake_serve(&f);
 	tap_ok(strncmp(fake_body(&f), "\n[error: invalid_request_error: The answer ended at max_tokens (50)", 66) == 0,
 	       "stream, text: no text at max_tokens ends with the error line");
+	fake_release(&f);
+
+	/* A plain-text stream waits total_timeout at most for its first text, SSE as long as it takes
+	 * (its keep-alive comments keep the web server reading). */
+	fake_init(&f, KEY, 1e9, text, "{\"text\":\"hi\"}");
+	f.cfg.total_timeout = 1e-9;
+	fake_up.body = START THINK TEXT("late") MDELTA STOP;
+	fake_serve(&f);
+	tap_is_str(fake_body(&f), "\n[error: timeout_error: No text within total_timeout: the model is still thinking]\n",
+		   "stream, text: no text within total_timeout is a timeout");
+	fake_release(&f);
+	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\"}");
+	f.cfg.total_timeout = 1e-9;
+	fake_up.body = START THINK TEXT("late") MDELTA STOP;
+	fake_serve(&f);
+	tap_ok(deltas_are(fake_body(&f), "late") && fake_count(&f, "event: done") == 1,
+	       "stream, SSE: thinks as long as it takes");
 	fake_release(&f);
 
 	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\"}");
