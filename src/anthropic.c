@@ -211,6 +211,18 @@ int anthropic_parse_message(const char *body, size_t len, struct anth_message *m
 	return 0;
 }
 
+int anthropic_stop_reason_known(const char *reason)
+{
+	static const char *const known[] = {
+		"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
+		"model_context_window_exceeded",
+	};
+	for (size_t i = 0; reason && i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(reason, known[i]) == 0)
+			return 1;
+	return 0;
+}
+
 void anthropic_message_release(struct anth_message *m)
 {
 	free(m->text);

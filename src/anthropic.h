@@ -68,6 +68,11 @@ char *anthropic_request_body(const struct anth_request *rq, size_t *len);
 /* The effort level ANTH_THINKING_LOW..HIGH names ("low", "medium", "high"); NULL for OFF. */
 const char *anthropic_thinking_effort(enum anth_thinking t);
 
+/* 1 when reason is a stop_reason this gateway knows (end_turn, max_tokens, stop_sequence,
+ * tool_use, pause_turn, refusal, model_context_window_exceeded), else 0. A newer one is still an
+ * answer: callers relay it as it is. */
+int anthropic_stop_reason_known(const char *reason);
+
 /* A non-streaming answer. */
 struct anth_message {
 	char *text; /* the text blocks joined */

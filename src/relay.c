@@ -64,6 +64,17 @@ static void keep_scrubbed(char *dst, size_t cap, const char *src, const char *ke
 	free(copy);
 }
 
+void relay_stop_reason(struct relay *r, const char *reason)
+{
+	if (!reason || anthropic_stop_reason_known(reason))
+		return;
+	/* A stop_reason newer than this gateway is still an answer: relayed as it is, and logged so
+	 * that an operator learns of it. Scrubbed: it is upstream text. */
+	char v[64];
+	keep_scrubbed(v, sizeof v, reason, r->key);
+	log_info("upstream stop_reason '%s' is new to this gateway: relayed as it is", v);
+}
+
 void relay_fail(struct relay *r, const char *type, const char *message)
 {
 	if (r->failed)
@@ -144,6 +155,7 @@ static void account(struct relay *r, const struct anth_event *ev)
 			acc->input_tokens = ev->input_tokens;
 		if (ev->output_tokens >= 0 && ev->kind == ANTH_EV_MESSAGE_DELTA)
 			acc->output_tokens = ev->output_tokens;
+		relay_stop_reason(r, ev->stop_reason);
 		break;
 	case ANTH_EV_MESSAGE_STOP:
 		r->finished = 1;
@@ -271,6 +283,13 @@ static enum err_kind status_error(long st, int parsed, const char *type, const c
 		return say(m, ERR_OVERLOADED, "The upstream API is overloaded; retry later");
 	case 504:
 		return say(m, ERR_TIMEOUT, "The upstream API timed out");
+	case 404:
+		/* On the Messages API, a model it does not serve (retired, or not for this key): the
+		 * server's setting, not the client's doing. */
+		if (parsed && buf_printf(m, "The upstream API does not serve this server's model (%s: %s)",
+					 type, msg) == 0)
+			return ERR_UPSTREAM;
+		break;
 	}
 	/* The upstream's own message is relayed when it fits (its body may be longer than m). */
 	if (st == 400 && parsed)
@@ -341,9 +360,13 @@ static void fail_upstream(struct relay *r, const struct upstream_result *res)
 	struct buf m;
 	buf_init(&m, 2048);
 	enum err_kind kind = upstream_error(r, res, &m);
-	log_warn("upstream failed after %d attempt(s): %s (status %ld)%s%s", res->attempts,
-		 upstream_outcome_name(res->outcome), res->h.status, res->detail[0] ? ": " : "",
-		 res->detail);
+	if (res->outcome == UP_DONE && res->h.status == 404)
+		log_warn("model not found upstream (404): %s; llm-fcgi --check tells whether it "
+			 "is retired", buf_cstr(&m));
+	else
+		log_warn("upstream failed after %d attempt(s): %s (status %ld)%s%s", res->attempts,
+			 upstream_outcome_name(res->outcome), res->h.status,
+			 res->detail[0] ? ": " : "", res->detail);
 	if (kind == ERR_RATE_LIMIT || kind == ERR_OVERLOADED)
 		retry_after(rq, res->h.retry_after > 0 ? res->h.retry_after : 1);
 	no_retry(rq);
@@ -365,7 +388,11 @@ static int relay_upstream_error(struct relay *r, const struct upstream_result *r
 		return -1;
 	anthropic_scrub(type, r->key);
 	anthropic_scrub(msg, r->key);
-	log_warn("upstream answered %ld %s after %d attempt(s)", st, type, res->attempts);
+	if (st == 404)
+		log_warn("model not found upstream (404 %s: %s); llm-fcgi --check tells whether it "
+			 "is retired", type, msg);
+	else
+		log_warn("upstream answered %ld %s after %d attempt(s)", st, type, res->attempts);
 	if (res->h.retry_after > 0)
 		retry_after(rq, res->h.retry_after);
 	no_retry(rq);
@@ -408,7 +435,8 @@ static void before_commit(struct relay *r, const struct upstream_result *res)
 static void after_commit(struct relay *r, const struct upstream_result *res)
 {
 	const struct relay_failure *f = NULL;
-	if (!r->finished) {
+	/* A whole answer fails too when a hook said so (an answer with no text at all). */
+	if (!r->finished || r->failed) {
 		if (!r->failed) {
 			int timeout = res->outcome == UP_FIRST_BYTE_TIMEOUT ||
 				      res->outcome == UP_IDLE_TIMEOUT || res->outcome == UP_TOTAL_TIMEOUT;

@@ -101,6 +101,9 @@ static inline struct buf *relay_frame(struct relay *r)
 
 /* Records why the stream stopped (the first reason wins), scrubbed before it is cut to size. */
 void relay_fail(struct relay *r, const char *type, const char *message);
+/* Logs a stop_reason this gateway does not know (a newer API's): it is relayed as it is, never a
+ * failure. Stream events are noted by the relay; a whole answer's by its handler. */
+void relay_stop_reason(struct relay *r, const char *reason);
 /* Records the usage a whole answer reports (stream events are accounted for by the relay). */
 void relay_usage(struct relay *r, long input_tokens, long output_tokens);
 /* Sends a whole 200 answer, body scrubbed in place. Returns 0, or -1 when the client is gone. */

@@ -104,6 +104,17 @@ void handle_chat(struct request *rq)
 		return;
 	}
 	struct config_model m;
+	if (handlers_model_retired(rq, orq.model, strlen(orq.model), oe.message, sizeof oe.message) ||
+	    (config_model_find(cfg, orq.model, strlen(orq.model), &m) &&
+	     handlers_model_retired(rq, m.target, m.target_len, oe.message, sizeof oe.message))) {
+		/* OpenAI's answer for a model that is gone: 404 model_not_found. */
+		oe.kind = ERR_NOT_FOUND;
+		snprintf(oe.param, sizeof oe.param, "model");
+		oe.code = "model_not_found";
+		refuse(rq, &oe);
+		openai_request_release(&orq);
+		return;
+	}
 	if (!config_model_find(cfg, orq.model, strlen(orq.model), &m)) {
 		oe.kind = ERR_BAD_REQUEST;
 		snprintf(oe.message, sizeof oe.message, "The model '%.256s' does not exist or is not "

@@ -5,6 +5,8 @@
 #ifndef LLM_HANDLERS_H
 #define LLM_HANDLERS_H
 
+#include <stddef.h>
+
 #include "../route.h"
 
 struct request;
@@ -36,6 +38,17 @@ void handlers_cors_headers(struct request *rq);
  * origin 204 with the route's methods and the request headers it asked for; from any other 403;
  * for a method the route does not take 405. */
 void handlers_preflight(struct request *rq);
+
+/* Our own endpoints answer text: an answer that ended at max_tokens before any (the model spent
+ * them all thinking) is an error, never an empty 200. Writes its message for max_tokens under
+ * the server's limit to out (summarize.c; stream.c uses it too). */
+void handlers_no_text(char *out, size_t cap, long max_tokens, long limit);
+/* A client that names a retired model gets 404 not_found_error naming it and the catalogue's
+ * suggestion, before the allowlist check: what the API would answer, said more usefully. Returns
+ * 1 with that message in out when the catalogue lists name (n bytes) as retired today (UTC),
+ * else 0 (messages.c; chat.c uses it too). */
+int handlers_model_retired(const struct request *rq, const char *name, size_t n, char *out,
+			   size_t cap);
 
 /* The body of an API request is JSON: a missing content type passes, any other gets 415.
  * Returns 0, or -1 when it has answered (messages.c; chat.c uses it too). */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../anthropic.h"
+#include "../catalogue.h"
 #include "../jscan.h"
 #include "../relay.h"
 #include "../upstream.h"
@@ -78,6 +79,31 @@ static int check_max_tokens(struct request *rq, struct json_object *root)
 	return -1;
 }
 
+/* The UTC date as YYYYMMDD, the form the catalogue's lifecycle dates take: a deprecated model
+ * counts as retired from its date on, with no change to the files. */
+static int today(void)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+}
+
+int handlers_model_retired(const struct request *rq, const char *name, size_t n, char *out,
+			   size_t cap)
+{
+	const struct config *cfg = rq->srv->cfg;
+	const struct catalogue_model *m = config_model_info(cfg, name, n);
+	if (!m || catalogue_status_on(m, today()) != CATALOGUE_RETIRED)
+		return 0;
+	const struct catalogue_model *s = catalogue_suggest(&cfg->catalogue, m);
+	int d = m->retires_on;
+	snprintf(out, cap, "model: '%.*s' was retired on %04d-%02d-%02d; use '%s' instead",
+		 (int)(n > 256 ? 256 : n), name, d / 10000, d / 100 % 100, d % 100,
+		 s ? s->id : "a current model");
+	return 1;
+}
+
 /* Checks what the server decides on (the model allowlist, max_tokens_limit) and sets the body to
  * send: the client's bytes, or a copy with the alias resolved (*owned, caller frees). Returns 0,
  * or -1 when it has answered. */
@@ -110,10 +136,19 @@ static int check_body(struct request *rq, int count, struct upstream_request *ur
 	const char *name = json_object_get_string(v);
 	size_t name_len = (size_t)json_object_get_string_len(v);
 	struct config_model m;
+	if (handlers_model_retired(rq, name, name_len, msg, sizeof msg)) {
+		request_fail(rq, ERR_NOT_FOUND, msg);
+		goto out;
+	}
 	if (!config_model_find(cfg, name, name_len, &m)) {
 		snprintf(msg, sizeof msg, "model: '%.256s' is not available on this server "
 			 "(GET /v1/models lists the models it serves)", name);
 		request_fail(rq, ERR_BAD_REQUEST, msg);
+		goto out;
+	}
+	/* An alias of ours whose target the catalogue lists as retired: the same answer. */
+	if (handlers_model_retired(rq, m.target, m.target_len, msg, sizeof msg)) {
+		request_fail(rq, ERR_NOT_FOUND, msg);
 		goto out;
 	}
 	if (!count && check_max_tokens(rq, root) < 0)
@@ -192,6 +227,7 @@ static int on_whole(struct relay *r, char *body, size_t len)
 		if (anthropic_parse_message(body, len, &m) < 0)
 			return -1;
 		relay_usage(r, m.usage.input_tokens, m.usage.output_tokens);
+		relay_stop_reason(r, m.stop_reason[0] ? m.stop_reason : NULL);
 		anthropic_message_release(&m);
 	}
 	relay_answer(r, "application/json", body, len);

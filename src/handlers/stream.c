@@ -16,6 +16,8 @@
 struct stream {
 	enum resp_format fmt;
 	unsigned long next_id;
+	long max_tokens;
+	int texted; /* a text delta went out */
 	char stop_reason[64];
 };
 
@@ -56,12 +58,30 @@ static int delta(struct stream *s, struct buf *frame, const char *text, size_t l
 static int on_event(struct relay *r, const struct sse_event *e, const struct anth_event *ev)
 {
 	struct stream *s = r->arg;
+	char msg[256];
+	/* A plain-text body has no comment lines: while the model thinks, the web server reads
+	 * nothing after the headers. total_timeout bounds that wait as it bounds a whole answer's,
+	 * so the servers' read timeouts (above it) never cut a think. */
+	if (s->fmt == RESP_TEXT && !s->texted &&
+	    request_now() - r->rq->started > r->rq->srv->cfg->total_timeout) {
+		relay_fail(r, "timeout_error", "No text within total_timeout: the model is still "
+					       "thinking");
+		return -1;
+	}
+	/* Only text deltas are the answer: thinking, signatures and tool input are parsed as
+	 * ANTH_EV_IGNORE and send nothing (the relay keeps an SSE stream alive meanwhile). */
 	switch (ev->kind) {
 	case ANTH_EV_TEXT:
+		s->texted |= ev->text_len > 0;
 		return delta(s, relay_frame(r), ev->text, ev->text_len);
 	case ANTH_EV_MESSAGE_DELTA:
 		if (ev->stop_reason)
 			snprintf(s->stop_reason, sizeof s->stop_reason, "%s", ev->stop_reason);
+		if (!s->texted && strcmp(s->stop_reason, "max_tokens") == 0) {
+			/* An empty answer is no answer: the last event is this error, never done. */
+			handlers_no_text(msg, sizeof msg, s->max_tokens, r->rq->srv->cfg->max_tokens_limit);
+			relay_fail(r, "invalid_request_error", msg);
+		}
 		return 0;
 	case ANTH_EV_ERROR:
 		return -1; /* the relay holds its type and message */
@@ -166,7 +186,7 @@ void handle_stream(struct request *rq)
 	char *body = anthropic_request_body(&ar, &body_len);
 	input_release(&in);
 
-	struct stream s = {.fmt = wants_sse(rq) ? RESP_SSE : RESP_TEXT};
+	struct stream s = {.fmt = wants_sse(rq) ? RESP_SSE : RESP_TEXT, .max_tokens = ar.max_tokens};
 	struct upstream_request ur = {
 		.path = "/v1/messages", .body = body, .body_len = body_len, .stream = 1};
 	relay_run(rq, s.fmt == RESP_SSE ? &sse_ops : &text_ops, &s, &ur);

@@ -1,21 +1,43 @@
 #include "handlers.h"
 
-#include <string.h>
-
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../anthropic.h"
 #include "../input.h"
 #include "../relay.h"
 #include "../upstream.h"
 
+void handlers_no_text(char *out, size_t cap, long max_tokens, long limit)
+{
+	snprintf(out, cap, "The answer ended at max_tokens (%ld) before any text: the model spent "
+		 "them thinking. Send a larger max_tokens (this server allows up to %ld)",
+		 max_tokens, limit);
+}
+
+/* The summary: the text blocks only. Thinking, tool use and whatever blocks come next are never
+ * shown as the answer. */
 static int on_whole(struct relay *r, char *body, size_t len)
 {
+	const long *max_tokens = r->arg;
 	struct anth_message m;
 	if (anthropic_parse_message(body, len, &m) < 0)
 		return -1;
 	relay_usage(r, m.usage.input_tokens, m.usage.output_tokens);
+	relay_stop_reason(r, m.stop_reason);
+	if (!m.text[0] && strcmp(m.stop_reason, "max_tokens") == 0) {
+		/* Not the upstream's fault and not worth a retry as it is: the request's max_tokens
+		 * (or the default) left no room for text, which the client can change. */
+		char msg[256];
+		handlers_no_text(msg, sizeof msg, *max_tokens, r->rq->srv->cfg->max_tokens_limit);
+		log_warn("answer ended at max_tokens (%ld) with no text", *max_tokens);
+		response_add_header(&r->rq->resp, "x-should-retry", "false");
+		request_fail(r->rq, ERR_BAD_REQUEST, msg);
+		anthropic_message_release(&m);
+		return 0;
+	}
 	struct json_object *o = json_object_new_object();
 	struct json_object *usage = json_object_new_object();
 	json_object_object_add(o, "summary", json_object_new_string(m.text));
@@ -63,6 +85,6 @@ void handle_summarize(struct request *rq)
 	input_release(&in);
 
 	struct upstream_request ur = {.path = "/v1/messages", .body = body, .body_len = body_len};
-	relay_run(rq, &ops, NULL, &ur);
+	relay_run(rq, &ops, &ar.max_tokens, &ur);
 	free(body);
 }

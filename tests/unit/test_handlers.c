@@ -2,9 +2,11 @@
  * against the in-memory client and the scripted upstream: what the client gets, what the
  * upstream was asked, the access line, and the key scrubbed from all of it. */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalogue.h"
 #include "fake.h"
 #include "tap.h"
 
@@ -252,6 +254,282 @@ static void test_local(void)
 	fake_release(&f);
 }
 
+/* ---- issue 12: today's answers (thinking first, blocks that are not text, new stop reasons) ---- */
+
+#define BLOCK(i, json) EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":" #i ",\"content_block\":" json "}")
+#define BSTOP(i) EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":" #i "}")
+#define BDELTA(i, json) EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":" #i ",\"delta\":" json "}")
+#define THINK BLOCK(0, "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}") \
+	BDELTA(0, "{\"type\":\"thinking_delta\",\"thinking\":\"SECRET THOUGHT\"}") \
+	BDELTA(0, "{\"type\":\"thinking_delta\",\"thinking\":\" more\"}") \
+	BDELTA(0, "{\"type\":\"signature_delta\",\"signature\":\"c2lnbmF0dXJl\"}") BSTOP(0)
+#define MDELTA_R(reason) EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"" reason "\"},\"usage\":{\"output_tokens\":9}}")
+#define ANSWER(reason, blocks) "{\"type\":\"message\",\"id\":\"msg_1\",\"model\":\"claude-test\",\"stop_reason\":\"" reason "\"," \
+	"\"content\":[" blocks "],\"usage\":{\"input_tokens\":5,\"output_tokens\":64}}"
+#define THINKING_BLOCK "{\"type\":\"thinking\",\"thinking\":\"SECRET THOUGHT\",\"signature\":\"c2ln\"}"
+
+static void test_summarize_today(void)
+{
+	static const char *const params[] = {POST("/summarize", "application/json"), NULL};
+	struct fake f;
+	fake_init(&f, KEY, 1e9, params, "{\"text\":\"hello\",\"max_tokens\":64}");
+	fake_up.body = ANSWER("end_turn", THINKING_BLOCK ",{\"type\":\"redacted_thinking\",\"data\":\"ZZZ\"},"
+		"{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\",\"input\":{\"q\":\"TOOL INPUT\"}},"
+		"{\"type\":\"text\",\"text\":\"the \"},{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}},"
+		"{\"type\":\"text\",\"text\":\"answer\",\"citations\":[{\"type\":\"char_location\",\"cited_text\":\"CITED\"}]}");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 200 && strstr(fake_body(&f), "\"summary\":\"the answer\",") &&
+		       !strstr(fake_body(&f), "SECRET") && !strstr(fake_body(&f), "TOOL") &&
+		       !strstr(fake_body(&f), "ZZZ") && !strstr(fake_body(&f), "CITED"),
+	       "summarize: the text blocks only, never thinking, tool use or citations");
+	fake_release(&f);
+
+	/* Thinking used all of max_tokens: no text, a clear error, not an empty 200. */
+	fake_init(&f, KEY, 1e9, params, "{\"text\":\"hello\",\"max_tokens\":64}");
+	fake_up.body = ANSWER("max_tokens", THINKING_BLOCK);
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 400 && strstr(fake_body(&f), "\"type\":\"invalid_request_error\"") &&
+		       strstr(fake_body(&f), "ended at max_tokens (64) before any text") &&
+		       strstr(fake_body(&f), "up to 8192") && fake_has_header(&f, "x-should-retry: false"),
+	       "summarize: an answer with no text at max_tokens is a 400 saying why");
+	tap_ok(acc_long(&f, "output_tokens") == 64 && acc_long(&f, "status") == 400 &&
+		       strstr(fake_log(&f), "ended at max_tokens (64) with no text"),
+	       "summarize: the spent tokens are accounted for, and it is logged");
+	fake_release(&f);
+
+	/* Text cut at max_tokens is an answer (stop_reason says so). */
+	fake_init(&f, KEY, 1e9, params, "{\"text\":\"hello\"}");
+	fake_up.body = ANSWER("max_tokens", THINKING_BLOCK ",{\"type\":\"text\",\"text\":\"cut\"}");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 200 && strstr(fake_body(&f), "\"summary\":\"cut\""),
+	       "summarize: text cut at max_tokens is still a 200");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, params, "{\"text\":\"hello\"}");
+	fake_up.body = ANSWER("future_reason", "{\"type\":\"text\",\"text\":\"ok\"}");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 200 && strstr(fake_body(&f), "\"stop_reason\":\"future_reason\"") &&
+		       strstr(fake_log(&f), "stop_reason 'future_reason' is new to this gateway"),
+	       "summarize: an unknown stop_reason is relayed as it is and logged");
+	fake_release(&f);
+}
+
+static int count_keepalives(const char *b)
+{
+	int n = 0;
+	for (const char *p = strstr(b, ": keep-alive\n\n"); p; p = strstr(p + 1, ": keep-alive\n\n"))
+		n++;
+	return n;
+}
+
+static int deltas_are(const char *b, const char *text)
+{
+	char want[256];
+	snprintf(want, sizeof want, "data: {\"text\":\"%s\"}", text);
+	return strstr(b, want) != NULL;
+}
+
+static void test_stream_today(void)
+{
+	static const char *const sse[] = {POST("/stream", "application/json"), SSE, NULL};
+	static const char *const text[] = {POST("/stream", "application/json"), NULL};
+	struct fake f;
+	/* Keep-alive due at once: every thinking event, which sends nothing, is followed by one. */
+	fake_init(&f, KEY, 0, sse, "{\"text\":\"hi\"}");
+	fake_up.body = START THINK BLOCK(1, "{\"type\":\"text\",\"text\":\"\"}") TEXT("answer") BSTOP(1)
+		BLOCK(2, "{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\",\"input\":{}}")
+		BDELTA(2, "{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"TOOL\"}") BSTOP(2) MDELTA STOP;
+	fake_serve(&f);
+	const char *b = fake_body(&f);
+	tap_ok(!strstr(b, "SECRET") && !strstr(b, "more") && !strstr(b, "c2ln") && !strstr(b, "TOOL") &&
+		       fake_count(&f, "event: delta") == 1 && strstr(b, "data: {\"text\":\"answer\"}"),
+	       "stream, SSE: thinking and tool input never reach delta events");
+	tap_ok(count_keepalives(b) >= 6, "stream, SSE: keep-alive comments flow while thinking deltas are dropped (%d)",
+	       count_keepalives(b));
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, text, "{\"text\":\"hi\"}");
+	fake_up.body = START THINK TEXT("just the answer") MDELTA STOP;
+	fake_serve(&f);
+	tap_is_str(fake_body(&f), "just the answer", "stream, text: the answer text only");
+	fake_release(&f);
+
+	/* Thinking to max_tokens, no text: the stream ends with an error, never done. */
+	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\",\"max_tokens\":50}");
+	fake_up.body = START THINK MDELTA_R("max_tokens") STOP;
+	fake_serve(&f);
+	b = fake_body(&f);
+	tap_ok(fake_status(&f) == 200 && !strstr(b, "event: done") &&
+		       strstr(b, "event: error\nid: 1\ndata: {\"error\":{\"type\":\"invalid_request_error\","
+				 "\"message\":\"The answer ended at max_tokens (50) before any text"),
+	       "stream, SSE: no text at max_tokens ends with an error event");
+	tap_ok(acc_is(&f, "error", "stream_failed") && acc_long(&f, "output_tokens") == 9,
+	       "stream, SSE: logged as failed, tokens accounted for");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, text, "{\"text\":\"hi\",\"max_tokens\":50}");
+	fake_up.body = START THINK MDELTA_R("max_tokens") STOP;
+	fake_serve(&f);
+	tap_ok(strncmp(fake_body(&f), "\n[error: invalid_request_error: The answer ended at max_tokens (50)", 66) == 0,
+	       "stream, text: no text at max_tokens ends with the error line");
+	fake_release(&f);
+
+	/* A plain-text stream waits total_timeout at most for its first text, SSE as long as it takes
+	 * (its keep-alive comments keep the web server reading). */
+	fake_init(&f, KEY, 1e9, text, "{\"text\":\"hi\"}");
+	f.cfg.total_timeout = 1e-9;
+	fake_up.body = START THINK TEXT("late") MDELTA STOP;
+	fake_serve(&f);
+	tap_is_str(fake_body(&f), "\n[error: timeout_error: No text within total_timeout: the model is still thinking]\n",
+		   "stream, text: no text within total_timeout is a timeout");
+	fake_release(&f);
+	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\"}");
+	f.cfg.total_timeout = 1e-9;
+	fake_up.body = START THINK TEXT("late") MDELTA STOP;
+	fake_serve(&f);
+	tap_ok(deltas_are(fake_body(&f), "late") && fake_count(&f, "event: done") == 1,
+	       "stream, SSE: thinks as long as it takes");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, sse, "{\"text\":\"hi\"}");
+	fake_up.body = START TEXT("a") MDELTA_R("future_reason") STOP;
+	fake_serve(&f);
+	tap_ok(strstr(fake_body(&f), "event: done\nid: 2\ndata: {\"stop_reason\":\"future_reason\"") &&
+		       strstr(fake_log(&f), "stop_reason 'future_reason' is new to this gateway") &&
+		       acc_long(&f, "status") == 200 && !acc_is(&f, "error", "stream_failed"),
+	       "stream: an unknown stop_reason is relayed as it is and logged, not a failure");
+	fake_release(&f);
+}
+
+/* Every kind of block today's API sends, as events: /v1/messages relays them byte for byte. */
+#define TODAY_EVENTS START THINK \
+	BLOCK(1, "{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3va3pzix\"}") BSTOP(1) \
+	BLOCK(2, "{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_1\",\"name\":\"web_search\",\"input\":{}}") \
+	BDELTA(2, "{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"query\\\": \\\"x\\\"}\"}") BSTOP(2) \
+	BLOCK(3, "{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_1\",\"content\":[]}") BSTOP(3) \
+	BLOCK(4, "{\"type\":\"text\",\"text\":\"\",\"citations\":[]}") \
+	BDELTA(4, "{\"type\":\"citations_delta\",\"citation\":{\"type\":\"web_search_result_location\",\"cited_text\":\"c\",\"url\":\"u\"}}") \
+	BDELTA(4, "{\"type\":\"text_delta\",\"text\":\"t\"}") BSTOP(4) \
+	BLOCK(5, "{\"type\":\"compaction\",\"content\":\"\"}") BDELTA(5, "{\"type\":\"compaction_delta\",\"content\":\"summary so far\"}") BSTOP(5) \
+	EV("ping", "{\"type\": \"ping\"}") MDELTA_R("pause_turn") STOP
+
+static void test_messages_today(void)
+{
+	static const char *const params[] = {POST("/v1/messages", "application/json"), NULL};
+	static const char sbody[] = "{\"model\":\"claude-test\",\"max_tokens\":10,\"stream\":true,\"messages\":[]}";
+	static const char body[] = "{\"model\":\"claude-test\",\"max_tokens\":10,\"messages\":[]}";
+	struct fake f;
+	fake_init(&f, KEY, 1e9, params, sbody);
+	fake_up.body = TODAY_EVENTS;
+	fake_serve(&f);
+	tap_is_str(fake_body(&f), ": ok\n\n" TODAY_EVENTS,
+		   "messages, stream: thinking, signatures, redacted thinking, server tools, citations, "
+		   "compaction byte for byte");
+	fake_release(&f);
+
+	static const char answer[] = ANSWER("end_turn", THINKING_BLOCK ",{\"type\":\"redacted_thinking\",\"data\":\"ZZZ\"},"
+		"{\"type\":\"compaction\",\"content\":\"c\"},{\"type\":\"text\",\"text\":\"a\",\"citations\":[{\"type\":\"char_location\"}]}");
+	fake_init(&f, KEY, 1e9, params, body);
+	fake_up.body = answer;
+	fake_serve(&f);
+	tap_is_str(fake_body(&f), answer, "messages: an answer with every kind of block byte for byte");
+	fake_release(&f);
+}
+
+/* A catalogue with a current model, and a retired one whose replacement is deprecated and long
+ * past its date (so retired too): the suggestion follows the chain to the current one. */
+#define CAT_FIELDS "\"context_window\": 1000, \"max_output\": 100, \"price_input\": \"1\", \"price_output\": \"1\", " \
+	"\"price_cache_write_5m\": \"1\", \"price_cache_write_1h\": \"1\", \"price_cache_read\": \"1\", " \
+	"\"thinking\": \"adaptive\", \"effort\": [\"low\"], \"sampling\": true, \"forced_tool_choice\": true, " \
+	"\"structured_output\": true"
+static const char catalogue_text[] = "{\"models\": {"
+	"\"claude-test\": {\"status\": \"current\", " CAT_FIELDS "},"
+	"\"m-mid\": {\"status\": \"deprecated\", \"deprecated\": \"2020-01-01\", \"retires\": \"2020-02-01\", "
+	"\"replacement\": \"claude-test\", " CAT_FIELDS "},"
+	"\"m-old\": {\"aliases\": [\"m-old-latest\"], \"status\": \"retired\", \"retires\": \"2019-07-21\", "
+	"\"replacement\": \"m-mid\"}}}";
+
+static void with_catalogue(struct fake *f, const char *models)
+{
+	char *err = NULL;
+	struct buf why;
+	buf_init(&why, 4096);
+	if (catalogue_parse(&f->cfg.catalogue, catalogue_text, strlen(catalogue_text), "test", NULL, 0,
+			    NULL, &why) < 0 ||
+	    config_set(&f->cfg, "models", models, &err) < 0) {
+		fprintf(stderr, "catalogue: %s %s\n", buf_cstr(&why), err ? err : "");
+		abort();
+	}
+	f->cfg.have_catalogue = 1;
+	buf_release(&why);
+}
+
+static void test_retired(void)
+{
+	static const char *const msgs[] = {POST("/v1/messages", "application/json"), NULL};
+	static const char *const count[] = {POST("/v1/messages/count_tokens", "application/json"), NULL};
+	static const char *const chat[] = {POST("/v1/chat/completions", "application/json"), NULL};
+	static const char *const sum[] = {POST("/summarize", "application/json"), NULL};
+	static const char want[] = "model: 'm-old-latest' was retired on 2019-07-21; use 'claude-test' instead";
+	struct fake f;
+	/* Not in the allowlist: the 404 comes first, saying more than a 400 would. */
+	fake_init(&f, KEY, 1e9, msgs, "{\"model\":\"m-old-latest\",\"max_tokens\":10,\"messages\":[]}");
+	with_catalogue(&f, "claude-test");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 404 && strstr(fake_body(&f), "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\"") &&
+		       strstr(fake_body(&f), want) && fake_up.calls == 0,
+	       "messages: a retired model is a 404 naming it and the suggestion, before the allowlist");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, count, "{\"model\":\"m-old-latest\",\"messages\":[]}");
+	with_catalogue(&f, "claude-test m-old-latest");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 404 && strstr(fake_body(&f), want) && fake_up.calls == 0,
+	       "count_tokens: the same 404, even when the allowlist names it");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, msgs, "{\"model\":\"old\",\"max_tokens\":10,\"messages\":[]}");
+	with_catalogue(&f, "claude-test old=m-old");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 404 && strstr(fake_body(&f), "model: 'm-old' was retired") && fake_up.calls == 0,
+	       "messages: an alias of ours to a retired model, the same 404");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, chat, "{\"model\":\"m-old-latest\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	with_catalogue(&f, "claude-test");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 404 && strstr(fake_body(&f), "\"code\":\"model_not_found\"") &&
+		       strstr(fake_body(&f), "\"param\":\"model\"") && strstr(fake_body(&f), want) &&
+		       fake_up.calls == 0,
+	       "chat: a retired model is a 404 model_not_found naming it and the suggestion");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, chat, "{\"model\":\"claude-test\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	with_catalogue(&f, "claude-test");
+	fake_up.body = MESSAGE("fine");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 200 && fake_up.calls == 1, "chat: a current model passes");
+	fake_release(&f);
+
+	/* The upstream's 404 for this server's own model: a clear 502 and a log line that says so. */
+	fake_init(&f, KEY, 1e9, sum, "{\"text\":\"hi\"}");
+	fake_up.status = 404;
+	fake_up.body = "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"model: claude-test\"}}";
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 502 && strstr(fake_body(&f), "does not serve this server's model (not_found_error: model: claude-test)") &&
+		       strstr(fake_log(&f), "model not found upstream (404)"),
+	       "summarize: the upstream's 404 names the model, logged as such");
+	fake_release(&f);
+
+	fake_init(&f, KEY, 1e9, msgs, "{\"model\":\"claude-test\",\"max_tokens\":10,\"messages\":[]}");
+	fake_up.status = 404;
+	fake_up.body = "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"model: claude-test\"}}";
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == 404 && strstr(fake_log(&f), "model not found upstream (404 not_found_error: model: claude-test)"),
+	       "messages: the upstream's 404 passes, logged as a model not found");
+	fake_release(&f);
+}
+
 int main(void)
 {
 	test_summarize();
@@ -259,5 +537,9 @@ int main(void)
 	test_messages();
 	test_chat();
 	test_local();
+	test_summarize_today();
+	test_stream_today();
+	test_messages_today();
+	test_retired();
 	return tap_done();
 }
