@@ -25,7 +25,10 @@
 #ifndef DATADIR
 #define DATADIR "/usr/share"
 #endif
-#define DEFAULT_PATH SYSCONFDIR "/llm-fcgi.conf"
+#define DEFAULT_PATH SYSCONFDIR "/llm-fcgi/llm-fcgi.conf"
+/* Where the settings lived before they moved into their directory (README, "Install"): still
+ * read, with a warning, when the default file is missing. */
+static const char *const legacy_paths[] = {SYSCONFDIR "/llm-fcgi.conf", "/etc/llm-fcgi.conf"};
 #define DEFAULT_MODELS DATADIR "/llm-fcgi/models.json"
 
 #define CONF_LINE_MAX 65536 /* bytes in one line of the file, without its newline */
@@ -693,6 +696,13 @@ static int load_file(struct config *cfg, const char *path, config_getenv_fn env,
 		}
 	}
 	FILE *f = fopen(path, "re");
+	size_t nlegacy = sizeof legacy_paths / sizeof legacy_paths[0];
+	for (size_t i = 0; !f && !must_exist && errno == ENOENT && i < nlegacy; i++) {
+		path = legacy_paths[i];
+		if ((f = fopen(path, "re")) != NULL)
+			log_warn("reading %s, the settings file's old place: move it to %s", path,
+				DEFAULT_PATH);
+	}
 	if (!f) {
 		if (!must_exist && errno == ENOENT)
 			return 0;

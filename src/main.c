@@ -1,6 +1,10 @@
 /* llm-fcgi: AI endpoints served by a FastCGI responder (or plain CGI). */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json_c_version.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +53,8 @@ static void usage(FILE *out)
 		"Serves AI endpoints (/summarize, /stream, /healthz) to a web server over FastCGI,\n"
 		"or answers one request as plain CGI when not started by a FastCGI spawner.\n"
 		"\n"
-		"  -f FILE        configuration file (default: $LLM_FCGI_CONFIG, else %s/llm-fcgi.conf)\n"
+		"  -f FILE        configuration file (default: $LLM_FCGI_CONFIG, else\n"
+		"                 %s/llm-fcgi/llm-fcgi.conf)\n"
 		"  -o KEY=VALUE   set a configuration key (overrides the environment and the file)\n"
 		"  -s SOCKET      listen on SOCKET (a path, or HOST:PORT) instead of fd 0\n"
 		"  -b N           listen backlog for -s (default 1024)\n"
@@ -57,10 +62,28 @@ static void usage(FILE *out)
 		"      --check    validate the configuration, print it, check its models against\n"
 		"                 the catalogue and exit (1 when one is retired)\n"
 		"  -h, --help     show this help\n"
-		"  -V, --version  show the version\n"
+		"  -V, --version  show the version and the libraries, as built and as running\n"
 		"\n"
-		"The API key comes from ANTHROPIC_API_KEY or api_key_file, never from the command line.\n",
+		"The API key comes from ANTHROPIC_API_KEY or api_key_file, never from the command line.\n"
+		"Signals: TERM stops gracefully, HUP reloads, USR1 reopens log_file.\n"
+		"See llm-fcgi(8) and llm-fcgi.conf(5).\n",
 		SYSCONFDIR);
+}
+
+/* A bug report needs both sides: the headers a binary was compiled against and the shared
+ * libraries the loader found (Debian upgrades a library under an installed binary). libfcgi
+ * has no version call, so only pkg-config's word at build time. */
+static void print_version(void)
+{
+	const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+	printf("llm-fcgi %s\n", PACKAGE_VERSION);
+	printf("%-8s built with %-10s running %s%s%s\n", "libcurl", LIBCURL_VERSION, curl->version,
+		curl->ssl_version ? " TLS " : "", curl->ssl_version ? curl->ssl_version : "");
+	printf("%-8s built with %-10s running %s\n", "json-c", JSON_C_VERSION, json_c_version());
+	printf("%-8s built with %-10s running %s\n", "OpenSSL", OPENSSL_FULL_VERSION_STR,
+		OpenSSL_version(OPENSSL_FULL_VERSION_STRING));
+	printf("%-8s built with %-10s running the shared library (it reports no version)\n",
+		"libfcgi", FCGI_MODVERSION);
 }
 
 static int add_arg(struct options *o, const char *key, const char *text)
@@ -117,7 +140,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'c': if (add_arg(o, "workers", optarg) < 0) return -1; break;
 		case 'C': o->check = 1; break;
 		case 'h': usage(stdout); return 1;
-		case 'V': printf("llm-fcgi %s\n", PACKAGE_VERSION); return 1;
+		case 'V': print_version(); return 1;
 		default: usage(stderr); return -1;
 		}
 	}

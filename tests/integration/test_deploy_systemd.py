@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Issue 5, conf/systemd/llm-fcgi.service: systemd-analyze verify accepts the shipped unit and
+"""Issue 5, conf/systemd/llm-fcgi.service (as make generates it from its .in with the build's
+paths, and installs it): systemd-analyze verify accepts the shipped unit and
 the copy with this machine's paths; its ExecStart line, parsed from the unit and run as systemd
 would (its Environment, stdout/stderr as the journal), creates the socket for www-data (owner,
 group, mode 0660) and runs the supervisor and workers as the dedicated user, never root;
@@ -18,16 +19,17 @@ import time
 
 import harness
 import streaming
-from harness import (API_KEY, CONF, LLM_FCGI, WWW_UID, Lighttpd, SettingsFile, Stack, Stream, children, clean_env,
+from harness import (API_KEY, LLM_FCGI, WWW_UID, Lighttpd, SettingsFile, Stack, Stream, children, clean_env,
                      copy_with_edits, marker, Proc, q, run_tests, spawn, wait_for)
 
-UNIT = os.path.join(CONF, "systemd", "llm-fcgi.service")
+UNIT = os.path.join(harness.BUILDDIR, "conf", "systemd", "llm-fcgi.service")
 # The dedicated user the unit names does not exist on a test machine; nobody stands in for it.
 USER, GROUP = "nobody", "nogroup"
 
 
 def verify(path):
-    r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, timeout=60,
+    # --man=no: the unit's man: pages exist once installed (test_package.py verifies it there).
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", path], capture_output=True, text=True, timeout=60,
                        cwd=os.path.dirname(path))
     return r.returncode, (r.stdout + r.stderr).strip()
 
@@ -147,9 +149,13 @@ def main(tap):
         envfile = os.path.join(tmp, "default-llm-fcgi")  # EnvironmentFile=-/etc/default/llm-fcgi
         with open(envfile, "w") as f:
             f.write("# settings for the workers\nLLM_FCGI_LOG_LEVEL=debug\n")
+        shipped, _ = unit_exec_start(UNIT)
+        installed_bin, installed_conf = shipped[shipped.index("--") + 1], shipped[shipped.index("-f") + 1]
+        # The unit names the key file (ConditionPathExists=, LLM_FCGI_API_KEY_FILE) beside the settings.
+        installed_key = os.path.join(os.path.dirname(installed_conf), "keys", "api-key")
         unit = copy_with_edits(UNIT, os.path.join(tmp, "llm-fcgi.service"), [
-            ("/usr/local/bin/llm-fcgi", LLM_FCGI), ("/run/llm-fcgi/llm-fcgi.sock", sock),
-            ("/etc/llm-fcgi.conf", settings.path), ("-u llm-fcgi -g llm-fcgi", "-u %s -g %s" % (USER, GROUP)),
+            (installed_bin, LLM_FCGI), ("/run/llm-fcgi/llm-fcgi.sock", sock),
+            (installed_conf, settings.path), (installed_key, settings.key_file), ("-u llm-fcgi -g llm-fcgi", "-u %s -g %s" % (USER, GROUP)),
             ("-c 8", "-c 2"), ("EnvironmentFile=-/etc/default/llm-fcgi", "EnvironmentFile=-" + envfile)])
         rc, out = verify(unit)
         tap.ok(rc == 0 and not out, "systemd-analyze verify: the unit with this machine's paths", out)
