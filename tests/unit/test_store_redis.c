@@ -363,7 +363,7 @@ static void test_holders(struct store *s)
 	close(counts[1]);
 	for (int i = 0; i < 6; i++)
 		waitpid(kids[i], NULL, 0);
-	/* Redis cannot see them die: their places come back with holder_ttl (3 s here). */
+	/* Redis cannot see them die: their places come back with holder_ttl (5 s here). */
 	tap_ok(store_acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK && !taken,
 	       "SIGKILLed holders still count until their TTL");
 	for (int i = 0; i < 300 && store_acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK &&
@@ -498,7 +498,7 @@ int main(void)
 		return 0;
 	}
 	test_urls();
-	struct store *s = open_store("/0?holder_ttl=3");
+	struct store *s = open_store("/0?holder_ttl=5");
 	if (!s) {
 		server_stop();
 		tap_ok(0, "open");
