@@ -1,0 +1,76 @@
+/* store: state shared by every worker of a pool, by plain-CGI processes of the same user, and by
+ * every host through Redis — the counters behind limits and budgets, the metrics, and (later) the
+ * OpenAI dialects' short-lived stores.
+ *
+ * One interface, three backends:
+ *   - anonymous shared memory of the pool (state_file unset): made before the fork, gone with
+ *     the pool;
+ *   - a memory-mapped file (state_file, mode 600): shared with any process of the same user that
+ *     maps it (plain CGI included), and it survives restarts and reloads;
+ *   - Redis or Valkey (limits_store = redis://HOST:PORT[/DB]) through hiredis: one persistent
+ *     connection per process, a short timeout, atomic updates by Lua scripts.
+ *
+ * Every update is atomic. A counter is named (name, bucket): the name says what and for whom
+ * ("rpm|key:alice"), the bucket which window or period (the minute since the epoch, a day as
+ * YYYYMMDD, a month as YYYYMM). A counter kept for an older bucket reads as 0 for a newer one, so
+ * windows roll over without anybody resetting them; expires_at (Unix seconds) lets a backend
+ * reclaim the space. Concurrency is never a stored counter: it is counted from live holders
+ * (pid and start time locally, keys with a TTL in Redis), so a process that dies holding a place
+ * leaks nothing. */
+#ifndef LLM_STORE_H
+#define LLM_STORE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define STORE_NAME_MAX 128 /* bytes in a counter's name, NUL included */
+
+enum store_result {
+	STORE_OK = 0,
+	STORE_DOWN = -1, /* the backend cannot be reached in time (Redis), or the file is unusable */
+	STORE_FULL = -2, /* no room for a new counter (the local table is full) */
+};
+
+struct store;
+
+/* The value of (name, bucket), 0 when there is none. */
+enum store_result store_get(struct store *s, const char *name, long long bucket, long long *value);
+
+/* Adds delta to (name, bucket) and sets *after to the new value. */
+enum store_result store_add(struct store *s, const char *name, long long bucket, long long delta,
+			    long long expires_at, long long *after);
+
+/* Adds delta only if the value would then be at most limit: *taken is 1 when it did, 0 when it
+ * refused, and *after is the value afterwards (unchanged when refused). */
+enum store_result store_add_capped(struct store *s, const char *name, long long bucket,
+				   long long delta, long long limit, long long expires_at,
+				   int *taken, long long *after);
+
+/* Sets (name, bucket) to value (the operator's reset or raise of a budget). */
+enum store_result store_set(struct store *s, const char *name, long long bucket, long long value,
+			    long long expires_at);
+
+/* Takes a place among the live holders of name when fewer than limit hold one: *taken is 1 when
+ * it did, and *holders the live holders counted (this one included when taken). The holder is
+ * this process until store_release(name) or its death. */
+enum store_result store_acquire(struct store *s, const char *name, unsigned limit, int *taken,
+				unsigned *holders);
+void store_release(struct store *s, const char *name);
+
+/* Calls fn for every counter whose name starts with prefix, in no particular order. */
+typedef void (*store_each_fn)(void *arg, const char *name, long long bucket, long long value);
+enum store_result store_each(struct store *s, const char *prefix, store_each_fn fn, void *arg);
+
+/* Opening and closing. The local backends are opened before the workers fork and shared by them;
+ * store_after_fork gives a worker its own connection where the backend needs one (Redis).
+ * On failure NULL, with the reason appended to err. */
+struct store *store_open_shm(size_t counters, struct buf *err);
+struct store *store_open_file(const char *path, size_t counters, struct buf *err);
+struct store *store_open_redis(const char *url, double timeout_s, struct buf *err);
+void store_after_fork(struct store *s);
+void store_close(struct store *s);
+/* "shm", "file" or "redis". */
+const char *store_backend(const struct store *s);
+
+#endif
