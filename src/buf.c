@@ -116,6 +116,24 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return rc;
 }
 
+void buf_note(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	if (rc == 0)
+		return;
+	/* What fits below max, then the mark (itself cut when max is tiny); both fit in room. */
+	size_t room = b->max > b->len ? b->max - b->len : 0;
+	char text[256];
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	size_t n = strlen(text), dots = room < 3 ? room : 3, keep = room - dots;
+	BUF_MUST(buf_append(b, text, keep < n ? keep : n) || buf_append(b, "...", dots));
+}
+
 void buf_must(int failed, const char *file, int line)
 {
 	if (!failed)

@@ -35,6 +35,10 @@ BUF_RESULT int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
  * aborts. Never for text whose size comes from outside: that is an answer to give. */
 #define BUF_MUST(rc) buf_must((rc) != 0, __FILE__, __LINE__)
 void buf_must(int failed, const char *file, int line);
+/* A message for a person (an error the caller reports): as much of it as fits, and when it does
+ * not fit whole, as much as fits of what was there before plus "...". Never fails: a cut message
+ * still says what went wrong first, which is the part that matters. */
+void buf_note(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Empties the buffer but keeps its memory, for reuse across requests. */

@@ -176,7 +176,7 @@ static int store_redis_parse_userinfo(struct store_redis *r, const char *u, size
 {
 	const char *colon = memchr(u, ':', n);
 	if (!colon) {
-		buf_appends(err, "the password goes after a colon: redis://:PASSWORD@HOST or "
+		buf_note(err, "%s", "the password goes after a colon: redis://:PASSWORD@HOST or "
 				 "redis://USER:PASSWORD@HOST");
 		return -1;
 	}
@@ -186,7 +186,7 @@ static int store_redis_parse_userinfo(struct store_redis *r, const char *u, size
 		goto bad;
 	return 0;
 bad:
-	buf_appends(err, "a malformed %-escape in the user or password");
+	buf_note(err, "%s", "a malformed %-escape in the user or password");
 	return -1;
 }
 
@@ -212,7 +212,7 @@ static int store_redis_parse_hostport(struct store_redis *r, const char *h, size
 	r->port = (int)v;
 	return 0;
 bad:
-	buf_appends(err, "expected redis://[:PASSWORD@]HOST[:PORT][/DB][?holder_ttl=SECONDS]");
+	buf_note(err, "expected redis://[:PASSWORD@]HOST[:PORT][/DB][?holder_ttl=SECONDS]");
 	return -1;
 }
 
@@ -223,7 +223,7 @@ static int store_redis_parse_tail(struct store_redis *r, const char *p, struct b
 	size_t plen = q ? (size_t)(q - p) : strlen(p);
 	long v = 0;
 	if (plen > 1 && store_redis_number(p + 1, plen - 1, 0, STORE_REDIS_DB_MAX, &v) < 0) {
-		buf_appends(err, "the database after the '/' is a number");
+		buf_note(err, "the database after the '/' is a number");
 		return -1;
 	}
 	r->db = (int)v;
@@ -234,7 +234,7 @@ static int store_redis_parse_tail(struct store_redis *r, const char *p, struct b
 	if (strncmp(q + 1, opt, sizeof opt - 1) != 0 ||
 	    store_redis_number(q + sizeof opt, strlen(q + sizeof opt), 1, STORE_REDIS_HOLDER_TTL_MAX,
 			       &r->holder_ttl) < 0) {
-		buf_printf(err, "the one option is ?holder_ttl=SECONDS (1 to %d)",
+		buf_note(err, "the one option is ?holder_ttl=SECONDS (1 to %d)",
 			   STORE_REDIS_HOLDER_TTL_MAX);
 		return -1;
 	}
@@ -245,16 +245,16 @@ static int store_redis_parse_url(struct store_redis *r, const char *url, struct 
 {
 	static const char scheme[] = "redis://";
 	if (strlen(url) > STORE_REDIS_URL_MAX) {
-		buf_appends(err, "the Redis URL is too long");
+		buf_note(err, "the Redis URL is too long");
 		return -1;
 	}
 	if (strncmp(url, "rediss://", 9) == 0) {
-		buf_appends(err, "TLS to Redis (rediss://) is not supported: reach it through a "
+		buf_note(err, "%s", "TLS to Redis (rediss://) is not supported: reach it through a "
 				 "local tunnel, or on a private network");
 		return -1;
 	}
 	if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
-		buf_appends(err, "a Redis URL begins with redis://");
+		buf_note(err, "a Redis URL begins with redis://");
 		return -1;
 	}
 	const char *a = url + sizeof scheme - 1;
@@ -271,8 +271,9 @@ static int store_redis_parse_url(struct store_redis *r, const char *url, struct 
 		return -1;
 	struct buf w;
 	buf_init(&w, STORE_REDIS_URL_MAX + 32);
-	buf_printf(&w, strchr(r->host, ':') ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d", r->host,
-		   r->port, r->db);
+	/* host and port were checked against STORE_REDIS_URL_MAX: w holds them. */
+	BUF_MUST(buf_printf(&w, strchr(r->host, ':') ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d",
+			    r->host, r->port, r->db));
 	r->where = buf_detach(&w);
 	return 0;
 }
@@ -305,11 +306,11 @@ static redisReply *store_redis_command(struct store_redis *r, int argc, const ch
 {
 	redisReply *rep = redisCommandArgv(r->c, argc, argv, NULL);
 	if (!rep) {
-		buf_appends(err, store_redis_why(r->c));
+		buf_note(err, "%s", store_redis_why(r->c));
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		buf_appends(err, rep->str);
+		buf_note(err, "%s", rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -339,7 +340,7 @@ static int store_redis_prepare(struct store_redis *r, struct buf *err)
 		if (!(rep = store_redis_command(r, 3, load, err)))
 			return -1;
 		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-			buf_appends(err, "SCRIPT LOAD did not answer a SHA-1");
+			buf_note(err, "SCRIPT LOAD did not answer a SHA-1");
 			freeReplyObject(rep);
 			return -1;
 		}
@@ -356,7 +357,7 @@ static int store_redis_connect(struct store_redis *r, struct buf *err)
 {
 	r->c = redisConnectWithTimeout(r->host, r->port, r->timeout);
 	if (!r->c || r->c->err || redisSetTimeout(r->c, r->timeout) != REDIS_OK) {
-		buf_printf(err, "cannot connect: %s", r->c ? r->c->errstr : "out of memory");
+		buf_note(err, "cannot connect: %s", r->c ? r->c->errstr : "out of memory");
 		goto unreachable;
 	}
 	if (store_redis_prepare(r, err) < 0) {
@@ -674,14 +675,14 @@ static enum store_result store_redis_scan(struct store_redis *r, const char *pre
 	char cursor[32] = "0", name[STORE_NAME_MAX];
 	long long bucket;
 	buf_init(&pat, 2 * STORE_NAME_MAX + 16);
-	buf_appends(&pat, "llmfcgi:");
-	for (const char *p = prefix; *p; p++)
-		if ((strchr("*?[]\\", *p) && buf_appendc(&pat, '\\') < 0) ||
-		    buf_appendc(&pat, *p) < 0) {
-			buf_release(&pat); /* longer than any name: nothing matches */
-			return STORE_OK;
-		}
-	buf_appendc(&pat, '*');
+	BUF_MUST(buf_appends(&pat, "llmfcgi:")); /* pat holds twice a name, and more */
+	int cut = 0;
+	for (const char *p = prefix; *p && !cut; p++)
+		cut = (strchr("*?[]\\", *p) && buf_appendc(&pat, '\\') < 0) || buf_appendc(&pat, *p) < 0;
+	if (cut || buf_appendc(&pat, '*') < 0) {
+		buf_release(&pat); /* longer than any name: nothing matches */
+		return STORE_OK;
+	}
 	do {
 		const char *argv[] = {"SCAN", cursor, "MATCH", buf_cstr(&pat), "COUNT",
 				      STORE_REDIS_SCAN_COUNT};
@@ -809,7 +810,7 @@ struct store *store_open_redis(const char *url, double timeout_s, struct buf *er
 	struct buf why;
 	r->base.ops = &store_redis_ops;
 	if (!(timeout_s >= 0.001 && timeout_s <= STORE_REDIS_TIMEOUT_MAX)) {
-		buf_printf(err, "the Redis timeout is 0.001 to %g seconds", STORE_REDIS_TIMEOUT_MAX);
+		buf_note(err, "the Redis timeout is 0.001 to %g seconds", STORE_REDIS_TIMEOUT_MAX);
 		goto fail;
 	}
 	r->timeout.tv_sec = (time_t)timeout_s;
@@ -820,7 +821,7 @@ struct store *store_open_redis(const char *url, double timeout_s, struct buf *er
 	buf_init(&why, 512);
 	int rc = store_redis_connect(r, &why);
 	if (rc == -2)
-		buf_printf(err, "%s: %s", r->where, buf_cstr(&why));
+		buf_note(err, "%s: %s", r->where, buf_cstr(&why));
 	else if (rc == -1) {
 		r->retry_at = clock_now() + STORE_REDIS_RETRY_S;
 		store_redis_down(r, buf_cstr(&why));

@@ -207,6 +207,25 @@ static void test_x(void)
 	free(p);
 }
 
+/* buf_note: whole when it fits; otherwise cut with "..." exactly at max, never failing. */
+static void test_note(void)
+{
+	struct buf b;
+	buf_init(&b, 16);
+	buf_note(&b, "short %d", 1);
+	tap_is_str(buf_cstr(&b), "short 1", "note: fits whole");
+	buf_note(&b, " and a much longer tail %s", "here");
+	tap_ok(b.len == 16 && strcmp(buf_cstr(&b), "short 1 and a...") == 0 && sound(&b),
+	       "note: cut at max with a mark (%s)", buf_cstr(&b));
+	buf_note(&b, "more");
+	tap_is_int((long)b.len, 16, "note: a full buffer stays as it is");
+	buf_release(&b);
+	buf_init(&b, 2);
+	buf_note(&b, "abc");
+	tap_is_str(buf_cstr(&b), "..", "note: a tiny max holds part of the mark");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	test_empty();
@@ -218,5 +237,6 @@ int main(void)
 	test_consume_reset();
 	test_detach();
 	test_x();
+	test_note();
 	return tap_done();
 }
