@@ -1,0 +1,34 @@
+/* store_impl: what a store backend provides (store.c dispatches through it). Only the backends
+ * (store_local.c, store_redis.c) include this; everyone else sees struct store as opaque.
+ *
+ * A backend's own struct starts with a struct store whose ops point to its table, so that
+ * store.c's calls reach it and store_close frees it. */
+#ifndef LLM_STORE_IMPL_H
+#define LLM_STORE_IMPL_H
+
+#include "store.h"
+
+struct store_ops {
+	const char *backend; /* "shm", "file", "redis" */
+	enum store_result (*get)(struct store *s, const char *name, long long bucket,
+				 long long *value);
+	/* limit < 0: no limit (store_add); else store_add_capped. */
+	enum store_result (*add)(struct store *s, const char *name, long long bucket,
+				 long long delta, long long limit, long long expires_at, int *taken,
+				 long long *after);
+	enum store_result (*set)(struct store *s, const char *name, long long bucket,
+				 long long value, long long expires_at);
+	enum store_result (*acquire)(struct store *s, const char *name, unsigned limit,
+				     int *taken, unsigned *holders);
+	void (*release)(struct store *s, const char *name);
+	enum store_result (*each)(struct store *s, const char *prefix, store_each_fn fn,
+				  void *arg);
+	void (*after_fork)(struct store *s); /* may be NULL */
+	void (*close)(struct store *s);      /* frees s */
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+#endif
