@@ -213,7 +213,6 @@ int admin_budget(struct store *st, int argc, char **argv, FILE *out)
 	}
 	char spent[32];
 	limits_format_usd(after < 0 ? -after : after, spent, sizeof spent);
-	fprintf(out, "%s: %s spend this %s is now %s$%s\n", argv[1], period, period,
-		after < 0 ? "-" : "", spent);
+	fprintf(out, "%s: spent this %s: %s$%s\n", argv[1], period, after < 0 ? "-" : "", spent);
 	return 0;
 }
