@@ -23,9 +23,10 @@ static int is_blank(int c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* One line without its '\n'. Returns 1 with out filled, 0 for a line without a hash, or -1. */
+/* One line without its '\n'. Returns 1 with out filled and *label (a copy, or NULL), 0 for a
+ * line without a hash, or -1. */
 static int parse_line(const char *p, size_t n, unsigned char out[CLIENT_KEYS_DIGEST_SIZE],
-		      const char **why)
+		      char **label, const char **why)
 {
 	while (n > 0 && is_blank((unsigned char)*p)) {
 		p++;
@@ -56,6 +57,13 @@ static int parse_line(const char *p, size_t n, unsigned char out[CLIENT_KEYS_DIG
 		*why = "this is the hash of an empty key";
 		return -1;
 	}
+	const char *l = p + 2 * CLIENT_KEYS_DIGEST_SIZE;
+	size_t ln = n - 2 * CLIENT_KEYS_DIGEST_SIZE;
+	while (ln > 0 && is_blank((unsigned char)*l)) {
+		l++;
+		ln--;
+	}
+	*label = ln == 0 || (ln == 1 && *l == '-') ? NULL : xstrndup(l, ln);
 	return 1;
 }
 
@@ -63,6 +71,7 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 		      const char **why)
 {
 	k->hash = NULL;
+	k->label = NULL;
 	k->n = 0;
 	size_t cap = 0;
 	*lineno = 0;
@@ -78,7 +87,8 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 			return -1;
 		}
 		unsigned char h[CLIENT_KEYS_DIGEST_SIZE];
-		int got = parse_line(p, n, h, why);
+		char *label = NULL;
+		int got = parse_line(p, n, h, &label, why);
 		if (got < 0) {
 			client_keys_release(k);
 			return -1;
@@ -88,7 +98,9 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 		if (k->n == cap) {
 			cap = cap ? 2 * cap : 8;
 			k->hash = xrealloc(k->hash, cap * sizeof *k->hash);
+			k->label = xrealloc(k->label, cap * sizeof *k->label);
 		}
+		k->label[k->n] = label;
 		memcpy(k->hash[k->n++], h, CLIENT_KEYS_DIGEST_SIZE);
 	}
 	return 0;
@@ -96,21 +108,32 @@ int client_keys_parse(struct client_keys *k, const char *text, size_t len, unsig
 
 void client_keys_release(struct client_keys *k)
 {
+	for (size_t i = 0; i < k->n; i++)
+		free(k->label[i]);
+	free(k->label);
+	k->label = NULL;
 	free(k->hash);
 	k->hash = NULL;
 	k->n = 0;
 }
 
-int client_keys_match(const struct client_keys *k, const char *key, size_t n)
+long client_keys_find(const struct client_keys *k, const char *key, size_t n)
 {
 	unsigned char h[CLIENT_KEYS_DIGEST_SIZE];
 	digest(key, n, h);
 	/* No early exit: every listed hash is compared in full (CRYPTO_memcmp's time does not
-	 * depend on the contents), whatever matched. */
-	int found = 0;
-	for (size_t i = 0; i < k->n; i++)
-		found |= CRYPTO_memcmp(h, k->hash[i], CLIENT_KEYS_DIGEST_SIZE) == 0;
+	 * depend on the contents), whatever matched; the index is picked without a branch. */
+	long found = -1;
+	for (size_t i = 0; i < k->n; i++) {
+		long eq = CRYPTO_memcmp(h, k->hash[i], CLIENT_KEYS_DIGEST_SIZE) == 0;
+		found = (found & ~(-eq)) | ((long)i & -eq);
+	}
 	return found;
+}
+
+int client_keys_match(const struct client_keys *k, const char *key, size_t n)
+{
+	return client_keys_find(k, key, n) >= 0;
 }
 
 const char *client_keys_bearer(const char *value, size_t *n)

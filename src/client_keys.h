@@ -12,6 +12,7 @@
 
 struct client_keys {
 	unsigned char (*hash)[CLIENT_KEYS_DIGEST_SIZE];
+	char **label; /* per hash: the text after it, or NULL for none or "-" (sha256sum's) */
 	size_t n;
 };
 
@@ -25,6 +26,9 @@ void client_keys_release(struct client_keys *k);
 
 /* 1 when the n bytes at key hash to a listed hash, else 0. */
 int client_keys_match(const struct client_keys *k, const char *key, size_t n);
+/* The index of the listed hash the n bytes at key hash to, or -1; every hash is compared, as by
+ * client_keys_match. */
+long client_keys_find(const struct client_keys *k, const char *key, size_t n);
 
 /* The token of an "Authorization: Bearer TOKEN" value (scheme case-insensitive, blanks around
  * the token ignored), or NULL when value is NULL or another scheme. *n is the token's length. */

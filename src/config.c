@@ -42,6 +42,7 @@ static const char *const legacy_paths[] = {SYSCONFDIR "/llm-fcgi.conf", "/etc/ll
 
 /* Enum keys are stored through an int lvalue. */
 _Static_assert(sizeof(enum when_full) == sizeof(int), "enum when_full is stored as an int");
+_Static_assert(sizeof(enum store_down) == sizeof(int), "enum store_down is stored as an int");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is stored as an int");
 _Static_assert(sizeof(enum anth_thinking) == sizeof(int), "enum anth_thinking is stored as an int");
 
@@ -202,6 +203,24 @@ static const char *check_models(char **value)
 	return NULL;
 }
 
+/* Addresses and ranges only: a name would need a resolver on every request. */
+static const char *check_addr_list(char **value)
+{
+	const char *bad = check_line(value);
+	return bad ? bad : limits_check_addr_list(*value);
+}
+
+/* "" (the local store), or redis://HOST:PORT[/DB]: the Redis backend reads the rest. */
+static const char *check_store_url(char **value)
+{
+	const char *bad = check_line(value);
+	if (bad)
+		return bad;
+	if (**value && strncmp(*value, "redis://", 8) != 0)
+		return "must be empty or redis://HOST:PORT[/DB]";
+	return NULL;
+}
+
 /* ---- the table ---- */
 
 static const char *const when_full_names[] = {
@@ -216,6 +235,12 @@ static const char *const thinking_names[] = {
 	[ANTH_THINKING_MEDIUM] = "medium",
 	[ANTH_THINKING_HIGH] = "high",
 	[ANTH_THINKING_HIGH + 1] = NULL,
+};
+
+static const char *const store_down_names[] = {
+	[STORE_DOWN_ALLOW] = "allow",
+	[STORE_DOWN_DENY] = "deny",
+	[STORE_DOWN_DENY + 1] = NULL,
 };
 
 static const char *const log_level_names[] = {
@@ -311,6 +336,23 @@ static const struct opt opts[] = {
 		.help = "seconds running requests get to finish on shutdown or reload"),
 	KEY(when_full, OPT_ENUM, .names = when_full_names, .def = "queue",
 		.help = "every worker busy: queue (wait for one) or shed (answer 503)"),
+	/* spend control */
+	KEY(limits_file, OPT_STRING, .def = NULL, .check = check_optional_path,
+		.help = "limits and budgets per identity and for the server; unset = none"),
+	KEY(state_file, OPT_STRING, .def = NULL, .check = check_optional_path,
+		.help = "the counters' file (mode 600), shared with CGI; unset = the pool's memory"),
+	KEY(state_counters, OPT_LONG, .min = 1024, .max = 16777216, .def = "65536",
+		.help = "counters the state holds (168 bytes each)"),
+	KEY(limits_store, OPT_STRING, .def = "", .check = check_store_url,
+		.help = "redis://HOST:PORT[/DB] to share counters between hosts; empty = local"),
+	KEY(limits_store_timeout, OPT_SECONDS, .min = 0.001, .max = 10, .def = "0.05",
+		.help = "seconds one call to limits_store may take"),
+	KEY(limits_store_down, OPT_ENUM, .names = store_down_names, .def = "allow",
+		.help = "limits_store unreachable: allow (uncounted) or deny (503)"),
+	KEY(trusted_proxies, OPT_STRING, .def = "", .check = check_addr_list,
+		.help = "proxies whose X-Forwarded-For names the client address"),
+	KEY(usage_days, OPT_LONG, .min = 1, .max = 3660, .def = "92",
+		.help = "days the usage report's counters are kept"),
 	/* logging */
 	KEY(log_file, OPT_STRING, .def = "", .check = check_line,
 		.help = "file to log to; empty = stderr"),
@@ -895,6 +937,39 @@ static char *read_key_file(const char *path, struct buf *why)
 	return key;
 }
 
+/* The limits file is no secret, but whoever can write it sets the budgets. */
+static int load_limits(struct config *cfg, struct buf *why)
+{
+	if (!cfg->limits_file)
+		return 0;
+	int fd = open(cfg->limits_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	char *text = NULL;
+	ssize_t n = -1;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		say(why, "limits_file %s: %s", cfg->limits_file, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		say(why, "limits_file %s: not a regular file", cfg->limits_file);
+	else if (st.st_mode & 022)
+		say(why, "limits_file %s: must be writable by its owner only", cfg->limits_file);
+	else if ((n = read_small(fd, text = xmalloc(LIMITS_FILE_MAX + 1), LIMITS_FILE_MAX)) < 0)
+		say(why, "limits_file %s: %s", cfg->limits_file,
+			n == -1 ? strerror(errno) : "larger than 1 MiB");
+	if (fd >= 0)
+		(void)close(fd);
+	int rc = -1;
+	if (n >= 0) {
+		struct buf bad;
+		msg_init(&bad);
+		rc = limits_parse(&cfg->limits, text, (size_t)n, &bad);
+		if (rc < 0)
+			say(why, "limits_file %s: %s", cfg->limits_file, buf_cstr(&bad));
+		buf_release(&bad);
+	}
+	free(text);
+	return rc;
+}
+
 /* Reads the hashes once, at load: no request touches the file. */
 static int load_client_keys(struct config *cfg, struct buf *why)
 {
@@ -1012,6 +1087,7 @@ void config_defaults(struct config *cfg)
 {
 	struct buf why;
 	*cfg = (struct config){0};
+	limits_empty(&cfg->limits);
 	msg_init(&why);
 	for (size_t i = 0; i < NOPTS; i++) {
 		if (opts[i].def && opt_set(cfg, &opts[i], opts[i].def, &why) < 0) {
@@ -1034,7 +1110,7 @@ int config_load(struct config *cfg, const char *path, const struct config_arg *a
 	if (load_file(cfg, path, getenv_fn, &why) < 0 || load_env(cfg, getenv_fn, &why) < 0 ||
 		load_args(cfg, args, nargs, &why) < 0 || check_all(cfg, &why) < 0 ||
 		load_api_key(cfg, getenv_fn, &why) < 0 || load_client_keys(cfg, &why) < 0 ||
-		load_catalogue(cfg, &why) < 0) {
+		load_catalogue(cfg, &why) < 0 || load_limits(cfg, &why) < 0) {
 		config_release(cfg);
 		*errmsg = buf_detach(&why);
 		return -1;
@@ -1130,6 +1206,9 @@ void config_dump(const struct config *cfg, FILE *out)
 	}
 	if (cfg->client_keys_file)
 		fprintf(out, "# client keys: %zu hash(es) loaded\n", cfg->client_keys.n);
+	if (cfg->limits_file)
+		fprintf(out, "# limits: %zu rule(s) besides * and server%s\n", cfg->limits.n,
+			limits_any(&cfg->limits) ? "" : "; no limit is set");
 	if (cfg->have_catalogue)
 		fprintf(out, "# model catalogue: %zu model(s) from %s%s%s\n", cfg->catalogue.n,
 			cfg->catalogue.base_path, cfg->catalogue.override_path ? " and " : "",
@@ -1149,10 +1228,12 @@ void config_release(struct config *cfg)
 		wipe_free(cfg->api_key, strlen(cfg->api_key));
 	}
 	client_keys_release(&cfg->client_keys);
+	limits_release(&cfg->limits);
 	if (cfg->have_catalogue)
 		catalogue_release(&cfg->catalogue);
 	free(cfg->source);
 	*cfg = (struct config){0};
+	limits_empty(&cfg->limits);
 }
 
 int config_model_next(const struct config *cfg, const char **pos, struct config_model *m)

@@ -14,9 +14,11 @@
 #include "anthropic.h"
 #include "catalogue.h"
 #include "client_keys.h"
+#include "limits_file.h"
 #include "log.h" /* enum log_level */
 
 enum when_full { WHEN_FULL_QUEUE = 0, WHEN_FULL_SHED };
+enum store_down { STORE_DOWN_ALLOW = 0, STORE_DOWN_DENY };
 
 struct config {
 	/* upstream */
@@ -63,6 +65,16 @@ struct config {
 	long max_requests; /* recycle a prefork worker after this many requests; 0 = never */
 	double grace_period;
 	enum when_full when_full;
+	/* spend control (README, "Spend control") */
+	char *limits_file;       /* the limits and budgets; NULL = none */
+	struct limits limits;    /* read from limits_file by config_load */
+	char *state_file;        /* the counters' file; NULL = the pool's shared memory */
+	long state_counters;     /* counters the state file or memory holds */
+	char *limits_store;      /* redis://HOST:PORT[/DB]; "" = state_file or shared memory */
+	double limits_store_timeout;
+	enum store_down limits_store_down;
+	char *trusted_proxies;   /* addresses whose X-Forwarded-For is believed */
+	long usage_days;         /* days the usage report's counters are kept */
 	char *log_file; /* "" = stderr */
 	enum log_level log_level;
 

@@ -26,9 +26,9 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 #define ACCESS_ROUTE_MAX 1024
 #define ACCESS_METHOD_MAX 64
 #define ACCESS_ID_MAX 128
-/* Escaped, a byte takes at most 6: 6 * (40 + 64 + 1024 + 2 * 128) plus the ~400 bytes of the
+/* Escaped, a byte takes at most 6: 6 * (40 + 64 + 1024 + 5 * 128) plus the ~600 bytes of the
  * numeric fields fit, so no field is ever dropped for want of room. */
-#define ACCESS_LINE_MAX 12288
+#define ACCESS_LINE_MAX 16384
 
 /* On failure nothing changes: the old descriptor and path stay, so the log goes on where it was
  * and a later SIGUSR1 still reopens it. */
@@ -215,6 +215,14 @@ static struct json_object *access_ms(double ms)
 	return json_object_new_double_s(ms, t);
 }
 
+/* Micro-dollars as dollars with six decimals, exact. */
+static struct json_object *access_usd(long long micro)
+{
+	char t[48];
+	snprintf(t, sizeof t, "%lld.%06lld", micro / 1000000, micro % 1000000);
+	return json_object_new_double_s((double)micro / 1e6, t);
+}
+
 /* The record as a JSON object, fields in the order the access line has always had. */
 static struct json_object *access_json(const struct access_record *a, struct buf *scratch)
 {
@@ -228,6 +236,13 @@ static struct json_object *access_json(const struct access_record *a, struct buf
 	add(o, "duration_ms", access_ms(a->duration_ms));
 	add(o, "input_tokens", json_object_new_int64(a->input_tokens));
 	add(o, "output_tokens", json_object_new_int64(a->output_tokens));
+	if (a->output_tokens_estimated)
+		add(o, "output_tokens_estimated", json_object_new_boolean(1));
+	if (a->cache_write_5m_tokens || a->cache_write_1h_tokens || a->cache_read_tokens) {
+		add(o, "cache_write_5m_tokens", json_object_new_int64(a->cache_write_5m_tokens));
+		add(o, "cache_write_1h_tokens", json_object_new_int64(a->cache_write_1h_tokens));
+		add(o, "cache_read_tokens", json_object_new_int64(a->cache_read_tokens));
+	}
 	add(o, "flushes", json_object_new_int64(a->flushes));
 	add(o, "delta_flushes", json_object_new_int64(a->delta_flushes));
 	add(o, "cancelled", json_object_new_boolean(a->cancelled));
@@ -235,6 +250,14 @@ static struct json_object *access_json(const struct access_record *a, struct buf
 		add(o, "error", access_str(a->error, ACCESS_ID_MAX, scratch));
 	if (a->upstream_request_id && *a->upstream_request_id)
 		add(o, "upstream_request_id", access_str(a->upstream_request_id, ACCESS_ID_MAX, scratch));
+	if (a->who)
+		add(o, "who", access_str(a->who, ACCESS_ID_MAX, scratch));
+	if (a->model[0])
+		add(o, "model", access_str(a->model, ACCESS_ID_MAX, scratch));
+	if (a->who && a->cost_micro_usd >= 0 && a->attempts > 0)
+		add(o, "cost_usd", access_usd(a->cost_micro_usd));
+	if (a->refused)
+		add(o, "refused", access_str(a->refused, ACCESS_ID_MAX, scratch));
 	return o;
 }
 

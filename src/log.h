@@ -35,6 +35,14 @@ struct access_record {
 	double duration_ms;
 	long input_tokens;
 	long output_tokens;
+	int output_tokens_estimated; /* the upstream's final count never came: from the text sent */
+	long cache_write_5m_tokens;
+	long cache_write_1h_tokens;
+	long cache_read_tokens;
+	const char *who;   /* who pays: key:LABEL, user:NAME or addr:ADDRESS; NULL when nobody */
+	char model[96];    /* the model that answered (the upstream's word), or "" */
+	long long cost_micro_usd; /* at the catalogue's prices; < 0 when unknown */
+	const char *refused; /* the limit that refused the request ("rpm", "usd_per_day"), or NULL */
 	unsigned flushes;       /* every response flush */
 	unsigned delta_flushes; /* flushes that carried a streamed text delta: one per delta */
 	int cancelled;

@@ -11,13 +11,16 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "config.h"
 #include "fcgi_io.h"
 #include "log.h"
 #include "pool.h"
 #include "serve.h"
+#include "store.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -39,6 +42,7 @@ struct app {
 	struct options opts;
 	struct config cfg;
 	int listen_fd;
+	struct store *store; /* spend control's counters, opened before the fork */
 };
 
 /* Set from signal handlers, read between requests: the only process-wide mutable state. */
@@ -63,6 +67,12 @@ static void usage(FILE *out)
 		"                 the catalogue and exit (1 when one is retired)\n"
 		"  -h, --help     show this help\n"
 		"  -V, --version  show the version and the libraries, as built and as running\n"
+		"\n"
+		"       llm-fcgi usage [--by who|model|day] [--since YYYY-MM-DD] [--json] [-f FILE]\n"
+		"       llm-fcgi budget WHO reset [day|month] [-f FILE]\n"
+		"       llm-fcgi budget WHO raise USD [day|month] [-f FILE]\n"
+		"                 spend and tokens from state_file or limits_store; reset or raise\n"
+		"                 one identity's budget (WHO = * for the server) this period\n"
 		"\n"
 		"The API key comes from ANTHROPIC_API_KEY or api_key_file, never from the command line.\n"
 		"Signals: TERM stops gracefully, HUP reloads, USR1 reopens log_file.\n"
@@ -282,6 +292,8 @@ static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct poo
 	struct server srv;
 	server_init(&srv, &app->cfg, upstream_new(&app->cfg));
 	srv.shared = shared;
+	srv.store = app->store;
+	store_after_fork(app->store);
 	struct fcgi_conn *conn = fcgi_conn_new(app->listen_fd);
 	struct io io;
 	sigset_t waitmask;
@@ -315,10 +327,11 @@ static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct poo
 	return 0;
 }
 
-static int serve_cgi(struct config *cfg)
+static int serve_cgi(struct config *cfg, struct store *store)
 {
 	struct server srv;
 	server_init(&srv, cfg, upstream_new(cfg));
+	srv.store = store;
 	struct io io;
 	fcgi_io_cgi(&io);
 	serve_request(&srv, &io);
@@ -396,6 +409,81 @@ static int run_pool(struct app *app)
 	return pool_run(&ops, shared);
 }
 
+/* The counters live as long as the process: the file or the store the start named (a reload
+ * that names another is logged and waits for a restart), the pool's memory otherwise. */
+static struct store *open_store(const struct config *cfg)
+{
+	struct buf err;
+	buf_init(&err, 4096);
+	struct store *st = NULL;
+	if ((cfg->limits_store && *cfg->limits_store) || cfg->state_file)
+		st = admin_open_store(cfg, &err);
+	else
+		st = store_open_shm((size_t)cfg->state_counters, &err);
+	if (!st)
+		log_error("cannot open the counters: %s", buf_cstr(&err));
+	else
+		log_debug("counters: %s", store_backend(st));
+	buf_release(&err);
+	return st;
+}
+
+/* --check: the store the settings name must open (a state file that does not exist yet is
+ * created by the first start, not here). */
+static int check_store(const struct config *cfg)
+{
+	if (!(cfg->limits_store && *cfg->limits_store) &&
+	    (!cfg->state_file || access(cfg->state_file, F_OK) < 0))
+		return 0;
+	struct buf err;
+	buf_init(&err, 4096);
+	struct store *st = admin_open_store(cfg, &err);
+	if (!st)
+		fprintf(stderr, "llm-fcgi: %s\n", buf_cstr(&err));
+	store_close(st);
+	buf_release(&err);
+	return st ? 0 : 1;
+}
+
+/* llm-fcgi usage|budget ...: -f and -o pick the configuration, the rest is the command's. */
+static int admin_main(int argc, char **argv)
+{
+	struct options o;
+	struct config cfg;
+	char *rest[MAX_ARGS];
+	int n = 0;
+	memset(&o, 0, sizeof o);
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+			if (argv[i][1] == 'f')
+				o.config_file = argv[++i];
+			else if (add_arg(&o, NULL, argv[++i]) < 0)
+				return 2;
+		} else if (n < MAX_ARGS) {
+			rest[n++] = argv[i];
+		}
+	}
+	if (load_config(&o, &cfg) < 0) {
+		release_options(&o);
+		return 2;
+	}
+	struct buf err;
+	buf_init(&err, 4096);
+	struct store *st = admin_open_store(&cfg, &err);
+	int rc = 1;
+	if (!st)
+		fprintf(stderr, "llm-fcgi: %s\n", buf_cstr(&err));
+	else if (!strcmp(rest[0], "usage"))
+		rc = admin_usage(st, n, rest, stdout);
+	else
+		rc = admin_budget(st, n, rest, stdout);
+	store_close(st);
+	buf_release(&err);
+	config_release(&cfg);
+	release_options(&o);
+	return rc;
+}
+
 /* The UTC date as YYYYMMDD, the form the catalogue's lifecycle dates take. */
 static int today(void)
 {
@@ -412,6 +500,8 @@ int main(int argc, char **argv)
 	/* No core file or ptrace by other processes of the user: both would show the key. Inherited
 	 * by every worker. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (argc > 1 && (!strcmp(argv[1], "usage") || !strcmp(argv[1], "budget")))
+		return admin_main(argc, argv);
 	int rc = parse_options(argc, argv, &app.opts);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
@@ -423,9 +513,10 @@ int main(int argc, char **argv)
 		config_dump(&app.cfg, stdout);
 		/* Deprecated models are a warning; a retired one fails: every request would get 404. */
 		int retired = config_check_models(&app.cfg, today(), stderr);
+		int bad_store = check_store(&app.cfg);
 		config_release(&app.cfg);
 		release_options(&app.opts);
-		return retired ? 1 : 0;
+		return retired || bad_store ? 1 : 0;
 	}
 	if (log_open(app.cfg.log_file, app.cfg.log_level) < 0) {
 		fprintf(stderr, "llm-fcgi: cannot open log_file %s: %s\n", app.cfg.log_file, strerror(errno));
@@ -442,16 +533,20 @@ int main(int argc, char **argv)
 	}
 	if (load_ca(&app.cfg) < 0)
 		return 1;
+	/* A state file that is foreign or damaged stops the start with the reason. */
+	if (!(app.store = open_store(&app.cfg)))
+		return 1;
 	if (app.opts.socket && (app.listen_fd = fcgi_io_listen(app.opts.socket, app.opts.backlog)) < 0)
 		return 1;
 	if (!app.opts.socket && fcgi_io_is_cgi())
-		rc = serve_cgi(&app.cfg);
+		rc = serve_cgi(&app.cfg, app.store);
 	else if (app.cfg.workers > 0)
 		rc = run_pool(&app);
 	else
 		rc = serve_fastcgi(&app, NULL, NULL);
 	tls_cleanup();
 	upstream_global_cleanup();
+	store_close(app.store);
 	config_release(&app.cfg);
 	release_options(&app.opts);
 	log_close();

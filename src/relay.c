@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spend.h"
 #include "upstream.h"
 
 /* ---- writing: every byte the relay sends goes through here, scrubbed ---- */
@@ -147,14 +148,18 @@ static void account(struct relay *r, const struct anth_event *ev)
 	case ANTH_EV_TEXT:
 		if (acc->ttft_ms < 0)
 			acc->ttft_ms = (request_now() - r->rq->started) * 1000.0;
+		r->text_bytes += ev->text_len;
 		break;
 	case ANTH_EV_MESSAGE_START:
 	case ANTH_EV_MESSAGE_DELTA:
 		/* message_delta's usage is cumulative: it replaces what came before. */
 		if (ev->input_tokens >= 0)
 			acc->input_tokens = ev->input_tokens;
-		if (ev->output_tokens >= 0 && ev->kind == ANTH_EV_MESSAGE_DELTA)
+		if (ev->output_tokens >= 0 && ev->kind == ANTH_EV_MESSAGE_DELTA) {
 			acc->output_tokens = ev->output_tokens;
+			r->final_usage = 1;
+		}
+		spend_usage_event(acc, ev);
 		relay_stop_reason(r, ev->stop_reason);
 		break;
 	case ANTH_EV_MESSAGE_STOP:
@@ -413,6 +418,7 @@ static void before_commit(struct relay *r, const struct upstream_result *res)
 	if (r->ops->mode == RELAY_WHOLE && res->outcome == UP_DONE && res->h.status >= 200 &&
 	    res->h.status <= 299) {
 		static char empty[1];
+		spend_usage_json(&rq->acc, r->body.data ? r->body.data : empty, r->body.len);
 		if (r->ops->on_whole(r, r->body.data ? r->body.data : empty, r->body.len) == 0)
 			return;
 		log_warn("upstream answered %ld with a body that is not what was asked for",
@@ -487,6 +493,10 @@ void relay_run(struct request *rq, const struct relay_ops *ops, void *arg,
 	struct upstream_result res;
 	upstream_call(rq->srv->up, ur, &sink, &res);
 	rq->acc.attempts = res.attempts;
+	/* A stream cut short (client gone, upstream cut, timeout) was still generated and is paid
+	 * for: without the upstream's final count, the text sent gives an estimate, never 0. */
+	if (r.text_bytes && !r.final_usage)
+		spend_estimate_output(&rq->acc, r.text_bytes, rq->acc.delta_flushes);
 	if (r.gone || rq->resp.client_gone) {
 		if (!rq->resp.committed)
 			note_request_id(&r, res.h.request_id);

@@ -84,6 +84,8 @@ struct relay {
 	int gone;                /* the client left: nothing more can be written */
 	int too_large;           /* the answer, or one of its events, over max_response_bytes */
 	int finished;            /* message_stop arrived: the only proof the answer is whole */
+	int final_usage;         /* message_delta's usage arrived: output_tokens is the upstream's */
+	size_t text_bytes;       /* text the stream's deltas carried, for an estimate without it */
 	int failed;              /* fail holds why the stream stopped */
 	struct relay_failure fail;
 };

@@ -18,12 +18,14 @@
 struct json_object;
 struct pool_shared;
 struct route;
+struct store;
 struct upstream;
 
 struct server {
 	const struct config *cfg; /* borrowed */
 	struct upstream *up;      /* this worker's upstream handle */
 	struct pool_shared *shared; /* the prefork pool's counters, or NULL for a lone worker */
+	struct store *store;        /* spend control's counters (borrowed), or NULL */
 	unsigned long served;
 	unsigned id_prefix; /* request ids are prefix + counter: unique per worker, cheap */
 };

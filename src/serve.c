@@ -8,6 +8,7 @@
 #include "handlers/handlers.h"
 #include "pool.h"
 #include "route.h"
+#include "spend.h"
 
 #define READ_CHUNK 16384
 
@@ -69,21 +70,21 @@ static enum err_kind read_body(struct request *rq, size_t cap, const char **msg)
 	return ERR_OK;
 }
 
-/* Is one of the keys the request presents (x-api-key, what the Anthropic SDKs sent so far, or
- * Authorization: Bearer, what the OpenAI SDK and newer Anthropic SDKs send) listed? Both are
- * tried, so a client sending both is judged by either. */
-static int client_key_ok(struct request *rq)
+/* Which of the listed keys the request presents (x-api-key, what the Anthropic SDKs sent so far,
+ * or Authorization: Bearer, what the OpenAI SDK and newer Anthropic SDKs send), or -1. Both are
+ * tried, so a client sending both is judged by either (and pays as the x-api-key one). */
+static long client_key(struct request *rq)
 {
 	const struct client_keys *keys = &rq->srv->cfg->client_keys;
 	const char *key = io_param(rq->io, "HTTP_X_API_KEY");
 	size_t n;
-	int ok = 0;
+	long found = -1, bearer = -1;
 	if (key && *key)
-		ok |= client_keys_match(keys, key, strlen(key));
+		found = client_keys_find(keys, key, strlen(key));
 	key = client_keys_bearer(io_param(rq->io, "HTTP_AUTHORIZATION"), &n);
 	if (key && n)
-		ok |= client_keys_match(keys, key, n);
-	return ok;
+		bearer = client_keys_find(keys, key, n);
+	return found >= 0 ? found : bearer;
 }
 
 /* The mount point: what the web server passes with each request (every shipped snippet sets
@@ -129,13 +130,14 @@ static int resolve(struct request *rq, unsigned bit)
 	return 0;
 }
 
-static void serve(struct request *rq)
+static void serve(struct request *rq, struct spend *sp)
 {
 	const struct config *cfg = rq->srv->cfg;
+	long key = -1;
 	if (resolve(rq, route_method_bit(rq->method)) < 0)
 		return;
 	/* Before the body is read: an unauthenticated client costs no more than its headers. */
-	if (rq->route->api && cfg->client_keys_file && !client_key_ok(rq)) {
+	if (rq->route->api && cfg->client_keys_file && (key = client_key(rq)) < 0) {
 		log_info("client key missing or not listed");
 		request_fail(rq, ERR_UNAUTHORIZED, rq->resp.dialect == DIALECT_OPENAI
 			? "Incorrect API key provided"
@@ -159,13 +161,18 @@ static void serve(struct request *rq)
 			return;
 		}
 	}
+	/* Limits and budgets: a refused request is answered here and never reaches the upstream. */
+	if (rq->route->calls_upstream && spend_begin(rq, sp, key) < 0)
+		return;
 	rq->route->handle(rq);
 }
 
 void serve_request(struct server *srv, struct io *io)
 {
 	struct request rq;
+	struct spend sp = {.checked = 0};
 	request_init(&rq, srv, io);
-	serve(&rq);
+	serve(&rq, &sp);
+	spend_end(&rq, &sp); /* the usage the relay recorded, added to the counters */
 	request_finish(&rq);
 }

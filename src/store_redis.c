@@ -789,11 +789,21 @@ static void store_redis_close(struct store *s)
 	free(r);
 }
 
-const struct store_ops store_redis_ops = {
+/* store.c asks for both through one call: limit < 0 is no limit. */
+static enum store_result store_redis_add_any(struct store *s, const char *name, long long bucket,
+					     long long delta, long long limit, long long expires_at,
+					     int *taken, long long *after)
+{
+	if (limit >= 0)
+		return store_redis_add_capped(s, name, bucket, delta, limit, expires_at, taken, after);
+	*taken = 1;
+	return store_redis_add(s, name, bucket, delta, expires_at, after);
+}
+
+static const struct store_ops store_redis_ops = {
 	.backend = "redis",
 	.get = store_redis_get,
-	.add = store_redis_add,
-	.add_capped = store_redis_add_capped,
+	.add = store_redis_add_any,
 	.set = store_redis_set,
 	.acquire = store_redis_acquire,
 	.release = store_redis_release,

@@ -1,0 +1,547 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* memmem */
+#endif
+
+#include "spend.h"
+
+#include <arpa/inet.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "anthropic.h"
+#include "client_keys.h"
+#include "hex.h"
+#include "jx.h"
+#include "store.h"
+
+#define SERVER "*"           /* the whole server's counters */
+#define WINDOW_KEEP 120      /* seconds a minute's counter is kept after its minute */
+#define DOWN_LOG_INTERVAL 60 /* seconds between two "store down" lines */
+#define KEY_HASH_DIGITS 12   /* hex digits naming an unlabelled key */
+
+/* ---- who pays ---- */
+
+/* Appends the n bytes of s to out (at *len), with the bytes that would break a counter's name
+ * or a log line replaced. */
+static void put_clean(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && *len + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[(*len)++] = c < 0x20 || c == 0x7f || c == '|' ? '_' : (char)c;
+	}
+	out[*len] = '\0';
+}
+
+static void make_who(char *who, size_t cap, const char *prefix, const char *s, size_t n)
+{
+	size_t len = 0, plen = strlen(prefix);
+	put_clean(who, cap, &len, prefix, plen);
+	if (plen + n < cap) {
+		put_clean(who, cap, &len, s, n);
+		return;
+	}
+	/* Too long to keep whole: a cut that two identities could share, plus a hash of the whole
+	 * that they do not. */
+	unsigned long long h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	put_clean(who, cap - 17, &len, s, n);
+	snprintf(who + len, cap - len, "~%016llx", h);
+}
+
+static int is_address(const char *s, size_t n)
+{
+	char text[INET6_ADDRSTRLEN + 1];
+	unsigned char a[16];
+	if (n == 0 || n >= sizeof text)
+		return 0;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	return inet_pton(strchr(text, ':') ? AF_INET6 : AF_INET, text, a) == 1;
+}
+
+/* X-Forwarded-For's right-most address that is not a trusted proxy's: each proxy appends the
+ * address it saw, so everything left of the first untrusted one is the client's to invent. */
+static int forwarded_client(const char *xff, const char *trusted, const char **p, size_t *n)
+{
+	size_t end = strlen(xff);
+	while (end > 0) {
+		size_t start = end;
+		while (start > 0 && xff[start - 1] != ',')
+			start--;
+		const char *e = xff + start;
+		size_t len = end - start;
+		while (len && (*e == ' ' || *e == '\t'))
+			e++, len--;
+		while (len && (e[len - 1] == ' ' || e[len - 1] == '\t'))
+			len--;
+		if (!is_address(e, len))
+			return 0;
+		*p = e;
+		*n = len;
+		char text[INET6_ADDRSTRLEN + 1];
+		memcpy(text, e, len);
+		text[len] = '\0';
+		if (!limits_addr_listed(trusted, text))
+			return 1;
+		end = start ? start - 1 : 0;
+	}
+	return *n > 0; /* every one a proxy: the left-most */
+}
+
+void spend_identity(const struct client_keys *keys, long key_index, const char *remote_user,
+		    const char *remote_addr, const char *forwarded_for, const char *trusted_proxies,
+		    char *who, size_t cap)
+{
+	if (keys && key_index >= 0 && (size_t)key_index < keys->n) {
+		const char *label = keys->label[key_index];
+		if (label) {
+			make_who(who, cap, "key:", label, strlen(label));
+			return;
+		}
+		char digits[2 * CLIENT_KEYS_DIGEST_SIZE + 1];
+		for (size_t i = 0; i < CLIENT_KEYS_DIGEST_SIZE; i++)
+			snprintf(digits + 2 * i, 3, "%02x", keys->hash[key_index][i]);
+		make_who(who, cap, "key:", digits, KEY_HASH_DIGITS);
+		return;
+	}
+	if (remote_user && *remote_user) {
+		make_who(who, cap, "user:", remote_user, strlen(remote_user));
+		return;
+	}
+	const char *addr = remote_addr ? remote_addr : "";
+	const char *p = NULL;
+	size_t n = 0;
+	if (forwarded_for && *forwarded_for && *addr && limits_addr_listed(trusted_proxies, addr) &&
+	    forwarded_client(forwarded_for, trusted_proxies, &p, &n)) {
+		make_who(who, cap, "addr:", p, n);
+		return;
+	}
+	make_who(who, cap, "addr:", *addr ? addr : "unknown", *addr ? strlen(addr) : 7);
+}
+
+/* ---- usage ---- */
+
+static long usage_field(struct json_object *u, const char *name)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(u, name, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	int64_t n = json_object_get_int64(v);
+	return n < 0 ? -1 : n > 1000000000000 ? 1000000000000 : (long)n;
+}
+
+/* A usage object's counts into acc: the ones it has replace what came before (message_delta's
+ * are cumulative). Cache writes without the 5 m / 1 h split are 5 m ones (the API's default). */
+static void take_usage(struct access_record *acc, struct json_object *u, int whole)
+{
+	long v;
+	if (!u || !json_object_is_type(u, json_type_object))
+		return;
+	if (whole && (v = usage_field(u, "input_tokens")) >= 0)
+		acc->input_tokens = v;
+	if (whole && (v = usage_field(u, "output_tokens")) >= 0)
+		acc->output_tokens = v;
+	if ((v = usage_field(u, "cache_read_input_tokens")) >= 0)
+		acc->cache_read_tokens = v;
+	struct json_object *cc;
+	if (json_object_object_get_ex(u, "cache_creation", &cc) &&
+	    json_object_is_type(cc, json_type_object)) {
+		if ((v = usage_field(cc, "ephemeral_5m_input_tokens")) >= 0)
+			acc->cache_write_5m_tokens = v;
+		if ((v = usage_field(cc, "ephemeral_1h_input_tokens")) >= 0)
+			acc->cache_write_1h_tokens = v;
+	} else if ((v = usage_field(u, "cache_creation_input_tokens")) >= 0) {
+		acc->cache_write_5m_tokens = v;
+		acc->cache_write_1h_tokens = 0;
+	}
+}
+
+static void take_model(struct access_record *acc, struct json_object *m)
+{
+	if (m && json_object_is_type(m, json_type_string) && !acc->model[0]) {
+		size_t len = 0;
+		put_clean(acc->model, sizeof acc->model, &len, json_object_get_string(m),
+			  (size_t)json_object_get_string_len(m));
+	}
+}
+
+void spend_usage_event(struct access_record *acc, const struct anth_event *ev)
+{
+	struct json_object *msg = ev->root, *u = NULL, *m = NULL;
+	if (!msg)
+		return;
+	if (ev->kind == ANTH_EV_MESSAGE_START) {
+		if (!json_object_object_get_ex(msg, "message", &msg))
+			return;
+		json_object_object_get_ex(msg, "model", &m);
+		take_model(acc, m);
+	}
+	if (json_object_object_get_ex(msg, "usage", &u))
+		take_usage(acc, u, 0);
+}
+
+/* The last "usage" member of the text: the API puts it after the content, and a "usage" inside
+ * the content (a tool's input) comes before it. Only that object is parsed, not the answer. */
+void spend_usage_json(struct access_record *acc, const char *body, size_t len)
+{
+	static const char key[] = "\"usage\"";
+	const char *at = NULL;
+	for (const char *p = body; (p = memmem(p, len - (size_t)(p - body), key, 7)) != NULL; p += 7)
+		if (p == body || p[-1] != '\\')
+			at = p;
+	if (!at)
+		return;
+	const char *brace = memchr(at, '{', len - (size_t)(at - body));
+	if (!brace)
+		return;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *u = json_tokener_parse_ex(tok, brace, (int)(len - (size_t)(brace - body)));
+	take_usage(acc, u, 1);
+	json_object_put(u);
+	json_tokener_free(tok);
+	const char *m = memmem(body, len, "\"model\":\"", 9);
+	if (m && !acc->model[0]) {
+		m += 9;
+		const char *q = memchr(m, '"', len - (size_t)(m - body));
+		size_t n = 0;
+		if (q)
+			put_clean(acc->model, sizeof acc->model, &n, m, (size_t)(q - m));
+	}
+}
+
+void spend_estimate_output(struct access_record *acc, size_t text_bytes, unsigned deltas)
+{
+	/* About 4 bytes of English text per token; at least one per delta, which is a token or
+	 * more. */
+	long est = (long)((text_bytes + 3) / 4);
+	if (est < (long)deltas)
+		est = (long)deltas;
+	if (est < 1)
+		est = 1;
+	if (acc->output_tokens < est)
+		acc->output_tokens = est;
+	acc->output_tokens_estimated = 1;
+}
+
+/* ---- the store ---- */
+
+/* What to do when the store cannot answer: allow (logged once a minute, with how many went
+ * through uncounted) or deny. Returns 0 to go on. */
+static int store_trouble(struct request *rq, enum store_result rc)
+{
+	static time_t last_log;
+	static unsigned long uncounted;
+	const struct config *cfg = rq->srv->cfg;
+	time_t now = time(NULL);
+	uncounted++;
+	if (now - last_log >= DOWN_LOG_INTERVAL) {
+		log_error("limits store %s (%s): %lu request(s) %s since the last report",
+			  rc == STORE_FULL ? "full" : "unreachable", store_backend(rq->srv->store),
+			  uncounted, cfg->limits_store_down == STORE_DOWN_DENY && rc == STORE_DOWN
+				  ? "refused" : "let through uncounted");
+		last_log = now;
+		uncounted = 0;
+	}
+	/* A full table is the operator's sizing, not an outage: it never refuses. */
+	if (rc == STORE_DOWN && cfg->limits_store_down == STORE_DOWN_DENY) {
+		response_add_header(&rq->resp, "Retry-After", "1");
+		request_fail(rq, ERR_OVERLOADED, "The limits store cannot be reached; retry later");
+		return -1;
+	}
+	return 0;
+}
+
+static void counter(char *name, size_t cap, char kind, const char *who)
+{
+	snprintf(name, cap, "%c|%s", kind, who);
+}
+
+/* ---- refusals ---- */
+
+long spend_retry_after(enum limits_kind k, time_t now)
+{
+	if (k == LIMITS_CONCURRENT)
+		return 1;
+	long s = (long)(limits_period_end(limits_period_of(k), now) - now);
+	return s < 1 ? 1 : s;
+}
+
+static void refusal_message(struct buf *m, const char *who, enum limits_kind k, long long limit,
+			    time_t now, long wait)
+{
+	const char *whom = strcmp(who, SERVER) == 0 ? "this server" : who;
+	char usd[32], when[32];
+	time_t end = limits_period_end(limits_period_of(k), now);
+	struct tm tm;
+	gmtime_r(&end, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	switch (k) {
+	case LIMITS_RPM:
+		buf_printf(m, "Rate limit reached for %s: %lld requests per minute; it resets in "
+			      "%ld s", whom, limit, wait);
+		break;
+	case LIMITS_TPM:
+		buf_printf(m, "Token rate limit reached for %s: %lld input and output tokens per "
+			      "minute; it resets in %ld s", whom, limit, wait);
+		break;
+	case LIMITS_CONCURRENT:
+		buf_printf(m, "Concurrency limit reached for %s: %lld requests at once; retry when "
+			      "one has finished", whom, limit);
+		break;
+	default:
+		limits_format_usd(limit, usd, sizeof usd);
+		buf_printf(m, "The %s budget of $%s for %s is spent; it resets at %s (in %ld s)",
+			   k == LIMITS_USD_DAY ? "daily" : "monthly", usd, whom, when, wait);
+		break;
+	}
+}
+
+/* 429 in the route's dialect, never retried by an SDK: waiting is what helps. */
+static void refuse(struct request *rq, const char *who, enum limits_kind k, long long limit)
+{
+	time_t now = time(NULL);
+	long wait = spend_retry_after(k, now);
+	struct buf m;
+	char v[24];
+	buf_init(&m, 1024);
+	refusal_message(&m, who, k, limit, now, wait);
+	log_info("refused: %s", buf_cstr(&m));
+	snprintf(v, sizeof v, "%ld", wait);
+	response_add_header(&rq->resp, "Retry-After", v);
+	response_add_header(&rq->resp, "x-should-retry", "false");
+	rq->acc.refused = limits_name(k);
+	int budget = k == LIMITS_USD_DAY || k == LIMITS_USD_MONTH;
+	if (rq->resp.dialect == DIALECT_OPENAI) {
+		/* OpenAI's shapes: a rate limit is type "requests" or "tokens" with code
+		 * rate_limit_exceeded; a spent budget is insufficient_quota. */
+		struct json_object *body = json_object_new_object(), *e = json_object_new_object();
+		json_object_object_add(e, "message", json_object_new_string(buf_cstr(&m)));
+		json_object_object_add(e, "type", json_object_new_string(
+			budget ? "insufficient_quota" : k == LIMITS_TPM ? "tokens" : "requests"));
+		json_object_object_add(e, "param", NULL);
+		json_object_object_add(e, "code", json_object_new_string(
+			budget ? "insufficient_quota" : "rate_limit_exceeded"));
+		json_object_object_add(body, "error", e);
+		request_refuse(rq, ERR_RATE_LIMIT, body);
+		json_object_put(body);
+	} else {
+		request_fail(rq, ERR_RATE_LIMIT, buf_cstr(&m));
+	}
+	buf_release(&m);
+}
+
+/* ---- the checks ---- */
+
+/* One scope's (an identity's or the server's) reads: budgets, then the token window. Returns
+ * the limit that refuses, LIMITS__COUNT when none does; *rc the store's trouble. */
+static enum limits_kind over_reads(struct store *st, const char *who,
+				   const struct limits_set *lim, time_t now, enum store_result *rc)
+{
+	static const struct {
+		enum limits_kind k;
+		char counter;
+	} reads[] = {{LIMITS_USD_DAY, 'd'}, {LIMITS_USD_MONTH, 'm'}, {LIMITS_TPM, 't'}};
+	char name[STORE_NAME_MAX];
+	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+		long long limit = lim->v[reads[i].k], v;
+		if (limit < 0)
+			continue;
+		counter(name, sizeof name, reads[i].counter, who);
+		*rc = store_get(st, name, limits_bucket(limits_period_of(reads[i].k), now), &v);
+		if (*rc != STORE_OK)
+			return LIMITS__COUNT;
+		if (v >= limit)
+			return reads[i].k;
+	}
+	return LIMITS__COUNT;
+}
+
+/* This request's place in the request window and among the concurrent ones. */
+static enum limits_kind over_takes(struct store *st, const char *who,
+				   const struct limits_set *lim, time_t now, int *held,
+				   enum store_result *rc)
+{
+	char name[STORE_NAME_MAX];
+	int taken;
+	if (lim->v[LIMITS_RPM] >= 0) {
+		long long after;
+		counter(name, sizeof name, 'r', who);
+		*rc = store_add_capped(st, name, limits_bucket(LIMITS_MINUTE, now), 1,
+				       lim->v[LIMITS_RPM], (long long)now + WINDOW_KEEP, &taken,
+				       &after);
+		if (*rc != STORE_OK)
+			return LIMITS__COUNT;
+		if (!taken)
+			return LIMITS_RPM;
+	}
+	if (lim->v[LIMITS_CONCURRENT] >= 0) {
+		unsigned holders;
+		long long limit = lim->v[LIMITS_CONCURRENT];
+		counter(name, sizeof name, 'c', who);
+		*rc = store_acquire(st, name, limit > 100000 ? 100000u : (unsigned)limit, &taken,
+				    &holders);
+		if (*rc != STORE_OK)
+			return LIMITS__COUNT;
+		if (!taken)
+			return LIMITS_CONCURRENT;
+		*held = 1;
+	}
+	return LIMITS__COUNT;
+}
+
+static void release_places(struct request *rq, struct spend *sp)
+{
+	char name[STORE_NAME_MAX];
+	if (sp->held_who) {
+		counter(name, sizeof name, 'c', sp->who);
+		store_release(rq->srv->store, name);
+	}
+	if (sp->held_server) {
+		counter(name, sizeof name, 'c', SERVER);
+		store_release(rq->srv->store, name);
+	}
+	sp->held_who = sp->held_server = 0;
+}
+
+/* The checks of one scope. Returns 0 to go on, -1 when refused (answered). */
+static int check_scope(struct request *rq, struct spend *sp, const char *who,
+		       const struct limits_set *lim, time_t now, int *held)
+{
+	struct store *st = rq->srv->store;
+	enum store_result rc = STORE_OK;
+	enum limits_kind k = over_reads(st, who, lim, now, &rc);
+	if (k == LIMITS__COUNT && rc == STORE_OK)
+		k = over_takes(st, who, lim, now, held, &rc);
+	if (rc != STORE_OK && store_trouble(rq, rc) < 0) {
+		release_places(rq, sp);
+		return -1;
+	}
+	if (k == LIMITS__COUNT)
+		return 0;
+	release_places(rq, sp);
+	refuse(rq, who, k, lim->v[k]);
+	return -1;
+}
+
+int spend_begin(struct request *rq, struct spend *sp, long key_index)
+{
+	const struct config *cfg = rq->srv->cfg;
+	memset(sp, 0, sizeof *sp);
+	spend_identity(&cfg->client_keys, key_index,
+		       io_param(rq->io, "REMOTE_USER"), io_param(rq->io, "REMOTE_ADDR"),
+		       io_param(rq->io, "HTTP_X_FORWARDED_FOR"), cfg->trusted_proxies, sp->who,
+		       sizeof sp->who);
+	rq->acc.who = sp->who;
+	rq->acc.cost_micro_usd = -1;
+	sp->checked = 1;
+	if (!rq->srv->store)
+		return 0;
+	limits_for(&cfg->limits, sp->who, &sp->lim);
+	time_t now = time(NULL);
+	if (check_scope(rq, sp, sp->who, &sp->lim, now, &sp->held_who) < 0 ||
+	    check_scope(rq, sp, SERVER, &cfg->limits.server, now, &sp->held_server) < 0) {
+		sp->checked = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- accounting ---- */
+
+static void add(struct request *rq, const char *name, enum limits_period p, time_t now,
+		long long delta, long long keep)
+{
+	long long after;
+	if (!delta)
+		return;
+	enum store_result rc = store_add(rq->srv->store, name, limits_bucket(p, now), delta,
+					 (long long)limits_period_end(p, now) + keep, &after);
+	if (rc != STORE_OK)
+		(void)store_trouble(rq, rc);
+}
+
+/* The usage report's counters: per day, identity and model. */
+static void add_history(struct request *rq, const struct spend *sp, time_t now, long long cost)
+{
+	const struct access_record *a = &rq->acc;
+	const long long keep = rq->srv->cfg->usage_days * 86400LL;
+	const struct {
+		char kind;
+		long long v;
+	} h[] = {
+		{'$', cost},
+		{'n', 1},
+		{'i', a->input_tokens},
+		{'o', a->output_tokens},
+		{'w', a->cache_write_5m_tokens + a->cache_write_1h_tokens},
+		{'r', a->cache_read_tokens},
+	};
+	/* The identity is at most SPEND_WHO_MAX - 1 bytes: what a model id cannot keep is cut. */
+	char name[4 + SPEND_WHO_MAX + sizeof a->model];
+	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+		snprintf(name, sizeof name, "u|%c|%s|%s", h[i].kind, sp->who,
+			 a->model[0] ? a->model : "unknown");
+		name[STORE_NAME_MAX - 1] = '\0';
+		add(rq, name, LIMITS_DAY, now, h[i].v, keep);
+	}
+}
+
+/* The cost at the catalogue's prices, in whole micro-dollars rounded up; -1 when the catalogue
+ * does not know the model. */
+static long long cost_of(const struct request *rq)
+{
+	const struct access_record *a = &rq->acc;
+	const char *model = a->model[0] ? a->model : rq->srv->cfg->model;
+	const struct catalogue_model *m = config_model_info(rq->srv->cfg, model, strlen(model));
+	if (!m)
+		return -1;
+	struct catalogue_usage u = {
+		.input = (unsigned long long)(a->input_tokens > 0 ? a->input_tokens : 0),
+		.output = (unsigned long long)(a->output_tokens > 0 ? a->output_tokens : 0),
+		.cache_write_5m = (unsigned long long)a->cache_write_5m_tokens,
+		.cache_write_1h = (unsigned long long)a->cache_write_1h_tokens,
+		.cache_read = (unsigned long long)a->cache_read_tokens,
+	};
+	struct catalogue_cost c;
+	if (catalogue_cost(m, &u, &c) < 0)
+		return -1;
+	unsigned long long micro = catalogue_cost_micro_ceil(&c);
+	return micro > (unsigned long long)LIMITS_MAX_USD * 1000000 ? LIMITS_MAX_USD * 1000000
+								     : (long long)micro;
+}
+
+void spend_end(struct request *rq, struct spend *sp)
+{
+	if (!sp->checked)
+		return;
+	struct access_record *a = &rq->acc;
+	if (rq->srv->store)
+		release_places(rq, sp);
+	if (a->attempts == 0)
+		return; /* refused by its handler before the upstream: nothing used */
+	a->cost_micro_usd = cost_of(rq);
+	if (!rq->srv->store)
+		return;
+	const struct config *cfg = rq->srv->cfg;
+	time_t now = time(NULL);
+	long long cost = a->cost_micro_usd > 0 ? a->cost_micro_usd : 0;
+	long long tokens = (a->input_tokens > 0 ? a->input_tokens : 0) +
+			   (a->output_tokens > 0 ? a->output_tokens : 0);
+	char name[STORE_NAME_MAX];
+	const char *scope[2] = {sp->who, SERVER};
+	for (int i = 0; i < 2; i++) {
+		const struct limits_set *lim = i ? &cfg->limits.server : &sp->lim;
+		if (lim->v[LIMITS_TPM] >= 0) {
+			counter(name, sizeof name, 't', scope[i]);
+			add(rq, name, LIMITS_MINUTE, now, tokens, WINDOW_KEEP);
+		}
+		counter(name, sizeof name, 'd', scope[i]);
+		add(rq, name, LIMITS_DAY, now, cost, 86400);
+		counter(name, sizeof name, 'm', scope[i]);
+		add(rq, name, LIMITS_MONTH, now, cost, 86400);
+	}
+	add_history(rq, sp, now, cost);
+}

@@ -1,0 +1,290 @@
+/* store_local: both local backends' semantics, the state file's checks, and the SIGKILL proof:
+ * processes killed in the middle of updates leave the others running and the table whole. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+static char dir[64];
+
+static void semantics(struct store *s, const char *what)
+{
+	long long v, after;
+	int taken;
+	unsigned holders;
+	long long far = (long long)time(NULL) + 3600;
+	store_get(s, "r|a", 10, &v);
+	tap_is_int(v, 0, "%s: a missing counter reads 0", what);
+	store_add(s, "r|a", 10, 3, far, &after);
+	store_add(s, "r|a", 10, 4, far, &after);
+	tap_is_int(after, 7, "%s: adds add up", what);
+	store_get(s, "r|a", 11, &v);
+	tap_is_int(v, 0, "%s: a newer bucket reads 0", what);
+	store_add(s, "r|a", 11, 1, far, &after);
+	tap_is_int(after, 1, "%s: the window rolled over", what);
+	store_add(s, "r|a", 10, 5, far, &after);
+	store_get(s, "r|a", 11, &v);
+	tap_is_int(v, 1, "%s: a late add to an old bucket is dropped", what);
+	store_add_capped(s, "r|b", 1, 2, 3, far, &taken, &after);
+	tap_ok(taken && after == 2, "%s: capped add under the cap", what);
+	store_add_capped(s, "r|b", 1, 2, 3, far, &taken, &after);
+	tap_ok(!taken && after == 2, "%s: capped add over the cap is refused", what);
+	store_set(s, "r|b", 1, 0, far);
+	store_get(s, "r|b", 1, &v);
+	tap_is_int(v, 0, "%s: set", what);
+	store_acquire(s, "c|a", 2, &taken, &holders);
+	tap_ok(taken && holders == 1, "%s: first place", what);
+	store_acquire(s, "c|a", 2, &taken, &holders);
+	tap_ok(taken && holders == 2, "%s: second place", what);
+	store_acquire(s, "c|a", 2, &taken, &holders);
+	tap_ok(!taken && holders == 2, "%s: third refused", what);
+	store_release(s, "c|a");
+	store_acquire(s, "c|a", 2, &taken, &holders);
+	tap_ok(taken, "%s: a released place is taken again", what);
+	store_release(s, "c|a");
+	store_release(s, "c|a");
+	/* A child takes a place and dies without releasing it. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		int t;
+		unsigned h;
+		store_acquire(s, "c|dead", 1, &t, &h);
+		_exit(t ? 0 : 1);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	store_acquire(s, "c|dead", 1, &taken, &holders);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && taken && holders == 1,
+	       "%s: a dead holder's place is free again", what);
+	store_release(s, "c|dead");
+	/* A name one byte too long is refused, not cut. */
+	char longname[STORE_NAME_MAX + 1];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	tap_is_int(store_add(s, longname, 1, 1, far, &after), STORE_FULL, "%s: name too long", what);
+}
+
+/* Fills a small table: expired counters are reused, live ones make it full. */
+static void capacity(void)
+{
+	struct buf err;
+	buf_init(&err, 1024);
+	struct store *s = store_open_shm(1024, &err);
+	char name[32];
+	long long after, now = (long long)time(NULL);
+	int full = 0;
+	for (int i = 0; i < 1024; i++) {
+		snprintf(name, sizeof name, "x|%d", i);
+		full |= store_add(s, name, 1, 1, now - 10, &after) != STORE_OK;
+	}
+	tap_ok(!full, "1024 counters fit a table of 1024");
+	tap_is_int(store_add(s, "y|new", 1, 1, now + 100, &after), STORE_OK,
+		   "an expired slot is reused");
+	for (int i = 0; i < 1024; i++) {
+		snprintf(name, sizeof name, "z|%d", i);
+		store_add(s, name, 1, 1, now + 100, &after);
+	}
+	tap_is_int(store_add(s, "z|more", 1, 1, now + 100, &after), STORE_FULL,
+		   "a table of live counters is full");
+	store_close(s);
+	buf_release(&err);
+}
+
+static void file_checks(void)
+{
+	struct buf err;
+	char path[128];
+	buf_init(&err, 1024);
+	snprintf(path, sizeof path, "%s/state", dir);
+	struct store *s = store_open_file(path, 1024, &err);
+	tap_ok(s != NULL, "a missing state file is created (%s)", buf_cstr(&err));
+	long long after, v;
+	store_add(s, "d|x", 20260101, 42, (long long)time(NULL) + 3600, &after);
+	store_close(s);
+	struct stat st;
+	stat(path, &st);
+	tap_is_int(st.st_mode & 0777, 0600, "mode 600");
+	s = store_open_file(path, 1024, &err);
+	store_get(s, "d|x", 20260101, &v);
+	tap_is_int(v, 42, "the counters survive a reopen");
+	store_close(s);
+
+	chmod(path, 0644);
+	buf_reset(&err);
+	tap_ok(!store_open_file(path, 1024, &err) && strstr(buf_cstr(&err), "chmod 600"),
+	       "mode 644 is refused: %s", buf_cstr(&err));
+	chmod(path, 0600);
+
+	/* Truncated: recreated, counters start over. */
+	truncate(path, 100);
+	buf_reset(&err);
+	s = store_open_file(path, 1024, &err);
+	tap_ok(s != NULL, "a truncated file is recreated");
+	if (s) {
+		store_get(s, "d|x", 20260101, &v);
+		tap_is_int(v, 0, "its counters start over");
+		store_close(s);
+	}
+	/* Foreign: refused. */
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	write(fd, "#!/bin/sh\necho hello\n", 21);
+	close(fd);
+	buf_reset(&err);
+	tap_ok(!store_open_file(path, 1024, &err) && strstr(buf_cstr(&err), "not an llm-fcgi"),
+	       "a foreign file is refused: %s", buf_cstr(&err));
+	/* A damaged header: refused. */
+	s = (unlink(path), store_open_file(path, 1024, &err));
+	store_close(s);
+	fd = open(path, O_WRONLY);
+	pwrite(fd, "\xff\xff", 2, 16);
+	close(fd);
+	buf_reset(&err);
+	tap_ok(!store_open_file(path, 1024, &err) && strstr(buf_cstr(&err), "damaged"),
+	       "a damaged header is refused: %s", buf_cstr(&err));
+	unlink(path);
+	buf_release(&err);
+}
+
+/* The proof: workers loop over adds (and places) on a shared file while the parent SIGKILLs
+ * them at random moments, 200 times. Nobody wedges (the last phase must finish), every counter
+ * is within [adds confirmed, adds confirmed + kills], and no name has two slots. */
+#define KILLERS 4
+#define ROUNDS 200
+
+static void sigkill_loop(void)
+{
+	struct buf err;
+	char path[128];
+	buf_init(&err, 1024);
+	snprintf(path, sizeof path, "%s/killed", dir);
+	struct store *s = store_open_file(path, 1024, &err);
+	int fds[2];
+	if (pipe(fds) < 0)
+		abort();
+	long long far = (long long)time(NULL) + 3600;
+	long long confirmed = 0, kills = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		pid_t pids[KILLERS];
+		for (int k = 0; k < KILLERS; k++) {
+			pids[k] = fork();
+			if (pids[k] == 0) {
+				close(fds[0]);
+				for (;;) {
+					long long a;
+					int t;
+					unsigned h;
+					char name[32];
+					store_acquire(s, "c|k", 1000, &t, &h);
+					store_add(s, "n|k", 1, 1, far, &a);
+					/* confirmed: one byte per add that returned */
+					if (write(fds[1], "+", 1) != 1)
+						_exit(1);
+					snprintf(name, sizeof name, "n|%d", (int)(a % 50));
+					store_add(s, name, 1, 1, far, &a);
+					store_release(s, "c|k");
+				}
+			}
+		}
+		struct timespec ts = {0, (long)(200000 + rand() % 800000)};
+		nanosleep(&ts, NULL);
+		for (int k = 0; k < KILLERS; k++) {
+			kill(pids[k], SIGKILL);
+			waitpid(pids[k], NULL, 0);
+			kills++;
+		}
+		char b[4096];
+		ssize_t n;
+		fcntl(fds[0], F_SETFL, O_NONBLOCK);
+		while ((n = read(fds[0], b, sizeof b)) > 0)
+			confirmed += n;
+	}
+	long long v;
+	store_get(s, "n|k", 1, &v);
+	tap_ok(v >= confirmed && v <= confirmed + kills,
+	       "after %lld kills: %lld adds counted, %lld confirmed", kills, v, confirmed);
+	tap_ok(confirmed > ROUNDS, "the workers made progress between kills (%lld adds)", confirmed);
+	int taken;
+	unsigned holders;
+	store_acquire(s, "c|k", 1, &taken, &holders);
+	tap_ok(taken && holders == 1, "no place is leaked by the killed holders");
+	store_release(s, "c|k");
+	long long sum = 0;
+	char name[32];
+	for (int i = 0; i < 50; i++) {
+		long long x;
+		snprintf(name, sizeof name, "n|%d", i);
+		store_get(s, name, 1, &x);
+		sum += x;
+	}
+	tap_ok(sum >= confirmed - kills && sum <= v, "the spread counters agree (%lld)", sum);
+	store_close(s);
+	unlink(path);
+	close(fds[0]);
+	close(fds[1]);
+	buf_release(&err);
+}
+
+static int seen_twice;
+static char seen[64][STORE_NAME_MAX];
+static int nseen;
+
+static void count_names(void *arg, const char *name, long long bucket, long long value)
+{
+	(void)arg;
+	(void)bucket;
+	(void)value;
+	for (int i = 0; i < nseen; i++)
+		if (strcmp(seen[i], name) == 0)
+			seen_twice = 1;
+	if (nseen < 64)
+		snprintf(seen[nseen++], STORE_NAME_MAX, "%s", name);
+}
+
+static void each(struct store *s)
+{
+	long long after, far = (long long)time(NULL) + 3600;
+	store_add(s, "u|$|key:a|m", 20260101, 5, far, &after);
+	store_add(s, "u|n|key:a|m", 20260101, 1, far, &after);
+	store_add(s, "d|key:a", 20260101, 5, far, &after);
+	nseen = 0;
+	store_each(s, "u|", count_names, NULL);
+	tap_ok(nseen == 2 && !seen_twice, "each: the prefix's counters, once each (%d)", nseen);
+}
+
+int main(void)
+{
+	struct buf err;
+	buf_init(&err, 1024);
+	snprintf(dir, sizeof dir, "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(dir))
+		abort();
+	struct store *s = store_open_shm(4096, &err);
+	tap_is_str(store_backend(s), "shm", "backend name");
+	semantics(s, "shm");
+	each(s);
+	store_close(s);
+	char path[128];
+	snprintf(path, sizeof path, "%s/sem", dir);
+	s = store_open_file(path, 4096, &err);
+	tap_is_str(store_backend(s), "file", "backend name");
+	semantics(s, "file");
+	store_close(s);
+	unlink(path);
+	capacity();
+	file_checks();
+	sigkill_loop();
+	rmdir(dir);
+	buf_release(&err);
+	return tap_done();
+}
