@@ -14,7 +14,7 @@ struct store *admin_open_store(const struct config *cfg, struct buf *err)
 		return store_open_redis(cfg->limits_store, cfg->limits_store_timeout, err);
 	if (cfg->state_file)
 		return store_open_file(cfg->state_file, (size_t)cfg->state_counters, err);
-	buf_appends(err, "neither state_file nor limits_store is set: the counters live in the "
+	buf_note(err, "neither state_file nor limits_store is set: the counters live in the "
 			 "pool's memory, which only its workers see");
 	return NULL;
 }

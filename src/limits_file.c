@@ -333,7 +333,7 @@ int limits_parse(struct limits *l, const char *text, size_t len, struct buf *err
 {
 	limits_empty(l);
 	if (len > LIMITS_FILE_MAX) {
-		buf_printf(err, "the file is larger than %d bytes", LIMITS_FILE_MAX);
+		buf_note(err, "the file is larger than %d bytes", LIMITS_FILE_MAX);
 		return -1;
 	}
 	const char *p = text, *end = text + len;
@@ -343,7 +343,7 @@ int limits_parse(struct limits *l, const char *text, size_t len, struct buf *err
 		const char *why = memchr(p, '\0', (size_t)(eol - p)) ? "NUL byte"
 								     : parse_line(l, p, eol);
 		if (why) {
-			buf_printf(err, "line %lu: %s", line, why);
+			buf_note(err, "line %lu: %s", line, why);
 			limits_release(l);
 			return -1;
 		}

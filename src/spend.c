@@ -280,20 +280,20 @@ static void refusal_message(struct buf *m, const char *who, enum limits_kind k, 
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	switch (k) {
 	case LIMITS_RPM:
-		buf_printf(m, "Rate limit reached for %s: %lld requests per minute; it resets in "
+		buf_note(m, "Rate limit reached for %s: %lld requests per minute; it resets in "
 			      "%ld s", whom, limit, wait);
 		break;
 	case LIMITS_TPM:
-		buf_printf(m, "Token rate limit reached for %s: %lld input and output tokens per "
+		buf_note(m, "Token rate limit reached for %s: %lld input and output tokens per "
 			      "minute; it resets in %ld s", whom, limit, wait);
 		break;
 	case LIMITS_CONCURRENT:
-		buf_printf(m, "Concurrency limit reached for %s: %lld requests at once; retry when "
+		buf_note(m, "Concurrency limit reached for %s: %lld requests at once; retry when "
 			      "one has finished", whom, limit);
 		break;
 	default:
 		limits_format_usd(limit, usd, sizeof usd);
-		buf_printf(m, "The %s budget of $%s for %s is spent; it resets at %s (in %ld s)",
+		buf_note(m, "The %s budget of $%s for %s is spent; it resets at %s (in %ld s)",
 			   k == LIMITS_USD_DAY ? "daily" : "monthly", usd, whom, when, wait);
 		break;
 	}

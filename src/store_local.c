@@ -508,7 +508,7 @@ struct store *store_open_shm(size_t counters, struct buf *err)
 	size_t size = region_size(cap, HOLDERS);
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
-		buf_printf(err, "shared memory of %zu bytes: %s", size, strerror(errno));
+		buf_note(err, "shared memory of %zu bytes: %s", size, strerror(errno));
 		return NULL;
 	}
 	header_init(p, cap);
@@ -522,7 +522,7 @@ struct store *store_open_shm(size_t counters, struct buf *err)
 
 static int file_refuse(struct buf *err, const char *path, const char *why)
 {
-	buf_printf(err, "state_file %s: %s", path, why);
+	buf_note(err, "state_file %s: %s", path, why);
 	return -1;
 }
 
@@ -535,13 +535,13 @@ static int file_check_stat(int fd, const char *path, struct buf *err, struct sta
 	if (!S_ISREG(st->st_mode))
 		return file_refuse(err, path, "is not a regular file");
 	if (st->st_uid != geteuid()) {
-		buf_printf(err, "state_file %s: owned by uid %ld, not by this process's uid %ld "
+		buf_note(err, "state_file %s: owned by uid %ld, not by this process's uid %ld "
 				"(every process that shares it must run as its owner)",
 			   path, (long)st->st_uid, (long)geteuid());
 		return -1;
 	}
 	if (st->st_mode & 077) {
-		buf_printf(err, "state_file %s: mode %03o: it must be readable and writable by its "
+		buf_note(err, "state_file %s: mode %03o: it must be readable and writable by its "
 				"owner only (chmod 600)", path, (unsigned)(st->st_mode & 0777));
 		return -1;
 	}
@@ -614,7 +614,7 @@ struct store *store_open_file(const char *path, size_t counters, struct buf *err
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		buf_printf(err, "state_file %s: %s", path, strerror(errno));
+		buf_note(err, "state_file %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	uint64_t cap = 0;
