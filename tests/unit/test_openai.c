@@ -14,6 +14,10 @@ static char *translate(const char *body, struct openai_error *e, struct openai_r
 	struct openai_request rq;
 	if (openai_parse_request(body, strlen(body), &lim, &rq, e) < 0)
 		return NULL;
+	if (openai_apply_model(&rq, NULL, e) < 0) {
+		openai_request_release(&rq);
+		return NULL;
+	}
 	size_t n;
 	char *out = openai_messages_body(&rq, "claude-x", &n);
 	if (keep)
@@ -78,20 +82,34 @@ static void test_requests(void)
 	} bad[] = {
 		{"\"n\":2", "n", "unsupported_parameter"},
 		{"\"n\":0", "n", "unsupported_parameter"},
-		{"\"tools\":[{\"type\":\"function\"}]", "tools", "unsupported_parameter"},
-		{"\"tool_choice\":\"auto\"", "tool_choice", "unsupported_parameter"},
-		{"\"tool_choice\":{\"type\":\"function\"}", "tool_choice", "unsupported_parameter"},
+		{"\"tools\":[{\"type\":\"function\"}]", "tools.[0].function.name", NULL},
+		{"\"tools\":[{\"type\":\"custom\",\"custom\":{}}]", "tools.[0].type", "unsupported_value"},
+		{"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]",
+		 "tools.[0].function.name", NULL},
+		{"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":[]}}]",
+		 "tools.[0].function", NULL},
+		{"\"tools\":{}", "tools", NULL},
+		{"\"tool_choice\":\"any\"", "tool_choice", "unsupported_value"},
+		{"\"tool_choice\":{\"type\":\"function\"}", "tool_choice", "unsupported_value"},
+		{"\"tool_choice\":\"required\"", "tool_choice", NULL},
+		{"\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}", "tool_choice",
+		 NULL},
+		{"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+		 "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}", "tool_choice", NULL},
+		{"\"parallel_tool_calls\":1", "parallel_tool_calls", NULL},
 		{"\"functions\":[{\"name\":\"f\"}]", "functions", "unsupported_parameter"},
 		{"\"function_call\":\"auto\"", "function_call", "unsupported_parameter"},
-		{"\"response_format\":{\"type\":\"json_object\"}", "response_format", "unsupported_parameter"},
-		{"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}", "response_format",
-		 "unsupported_parameter"},
+		{"\"response_format\":{\"type\":\"yaml\"}", "response_format", "unsupported_value"},
+		{"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}",
+		 "response_format.json_schema", NULL},
+		{"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\",\"schema\":1}}",
+		 "response_format.json_schema", NULL},
+		{"\"reasoning_effort\":\"huge\"", "reasoning_effort", "unsupported_value"},
 		{"\"logprobs\":true", "logprobs", "unsupported_parameter"},
 		{"\"top_logprobs\":0", "top_logprobs", "unsupported_parameter"},
 		{"\"logit_bias\":{\"1\":5}", "logit_bias", "unsupported_parameter"},
 		{"\"modalities\":[\"text\",\"audio\"]", "modalities", "unsupported_parameter"},
 		{"\"audio\":{}", "audio", "unsupported_parameter"},
-		{"\"reasoning_effort\":\"high\"", "reasoning_effort", "unsupported_parameter"},
 		{"\"temperature\":1.2", "temperature", "unsupported_value"},
 		{"\"temperature\":-0.1", "temperature", "unsupported_value"},
 		{"\"temperature\":\"hot\"", "temperature", NULL},
@@ -135,16 +153,25 @@ static void test_requests(void)
 		{"[{\"content\":\"x\"}]", "messages.[0].role", "no role"},
 		{"[\"x\"]", "messages.[0].role", "a turn that is not an object"},
 		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":\"r\"}]",
-		 "messages.[1].role", "a tool turn"},
+		 "messages.[1].tool_call_id", "a tool turn without its call's id"},
 		{"[{\"role\":\"function\",\"content\":\"r\"}]", "messages.[0].role", "a function turn"},
 		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,"
 		 "\"tool_calls\":[{\"id\":\"t\"}]}]",
-		 "messages.[1].tool_calls", "assistant tool calls"},
+		 "messages.[1].tool_calls.[0]", "a tool call without a function"},
+		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,"
+		 "\"tool_calls\":[{\"id\":\"t\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+		 "\"arguments\":\"[1]\"}}]}]",
+		 "messages.[1].tool_calls.[0].function.arguments", "arguments that are not an object"},
+		{"[{\"role\":\"user\",\"content\":\"x\",\"tool_calls\":[]}]",
+		 "messages.[0].tool_calls", "tool calls on a user turn"},
+		{"[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+		 "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x/y.png\"}}]}]",
+		 "messages.[1].content.[0].type", "an image in an assistant turn"},
 		{"[{\"role\":\"user\"}]", "messages.[0].content", "no content"},
 		{"[{\"role\":\"user\",\"content\":5}]", "messages.[0].content", "content a number"},
 		{"[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_url\","
-		 "\"image_url\":{\"url\":\"https://x/y.png\"}}]}]",
-		 "messages.[0].content.[1].type", "an image part"},
+		 "\"image_url\":{\"url\":\"http://x/y.png\"}}]}]",
+		 "messages.[0].content.[1].image_url.url", "an image over plain http"},
 		{"[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\",\"input_audio\":{}}]}]",
 		 "messages.[0].content.[0].type", "an audio part"},
 		{"[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{}}]}]",
@@ -243,7 +270,8 @@ static void test_completion(void)
 			  "\"cache_read_input_tokens\":4,\"output_tokens\":5}}";
 	struct openai_usage u;
 	size_t n;
-	char *out = openai_completion(msg, strlen(msg), "gpt-4o", 1767225600, &u, &n);
+	struct openai_request rq = {.model = "gpt-4o"};
+	char *out = openai_completion(msg, strlen(msg), &rq, 1767225600, &u, &n);
 	tap_is_str(out,
 		   "{\"id\":\"chatcmpl-01abc\",\"object\":\"chat.completion\",\"created\":1767225600,"
 		   "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
@@ -256,14 +284,14 @@ static void test_completion(void)
 	free(out);
 	const char *plain = "{\"id\":\"msg_2\",\"type\":\"message\",\"content\":[],\"stop_reason\":\"end_turn\","
 			    "\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}";
-	out = openai_completion(plain, strlen(plain), "m", 1, &u, &n);
+	out = openai_completion(plain, strlen(plain), &rq, 1, &u, &n);
 	tap_ok(out && strstr(out, "\"content\":\"\"") && strstr(out, "\"finish_reason\":\"stop\"") &&
 		       strstr(out, "{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}") &&
 		       !strstr(out, "prompt_tokens_details"),
 	       "an empty answer; no cache details without cache reads");
 	free(out);
-	tap_ok(openai_completion("{\"type\":\"error\"}", 16, "m", 1, &u, &n) == NULL, "not a message");
-	tap_ok(openai_completion("{\"type\":\"message\",\"content\":[", 29, "m", 1, &u, &n) == NULL,
+	tap_ok(openai_completion("{\"type\":\"error\"}", 16, &rq, 1, &u, &n) == NULL, "not a message");
+	tap_ok(openai_completion("{\"type\":\"message\",\"content\":[", 29, &rq, 1, &u, &n) == NULL,
 	       "truncated");
 }
 
@@ -272,7 +300,7 @@ static enum openai_step feed(struct openai_stream *s, const char *name, const ch
 {
 	struct anth_event ev;
 	anthropic_parse_event(name, data, strlen(data), &ev);
-	enum openai_step step = openai_stream_event(s, name, &ev, out);
+	enum openai_step step = openai_stream_event(s, name, data, strlen(data), &ev, out);
 	anthropic_event_release(&ev);
 	return step;
 }
@@ -283,7 +311,8 @@ static void test_stream(int include_usage)
 	struct openai_stream s;
 	struct buf out;
 	buf_init(&out, 1 << 20);
-	openai_stream_init(&s, "gpt-4o", 1767225600, include_usage);
+	struct openai_request rq = {.model = "gpt-4o", .include_usage = include_usage};
+	openai_stream_init(&s, &rq, 1767225600);
 	const char *u = include_usage ? ",\"usage\":null" : "";
 	char want[1024];
 
@@ -349,11 +378,13 @@ static void test_stream_failures(void)
 	struct openai_stream s;
 	struct buf out;
 	buf_init(&out, 1 << 16);
-	openai_stream_init(&s, "m", 1, 1);
+	struct openai_request rq = {.model = "m", .include_usage = 1};
+	openai_stream_init(&s, &rq, 1);
 	struct anth_event ev;
 	const char *d = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}";
 	anthropic_parse_event("error", d, strlen(d), &ev);
-	tap_is_int(openai_stream_event(&s, "error", &ev, &out), OPENAI_FAILED, "an error event fails");
+	tap_is_int(openai_stream_event(&s, "error", d, strlen(d), &ev, &out), OPENAI_FAILED,
+		   "an error event fails");
 	tap_ok(out.len == 0 && !s.finished && strcmp(ev.error_type, "overloaded_error") == 0,
 	       "and writes nothing itself");
 	anthropic_event_release(&ev);
