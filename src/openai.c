@@ -373,8 +373,7 @@ static void add_turn(struct turns *t, const char *role, struct json_object *cont
 			json_object_array_add(blocks, json_object_get(json_object_array_get_idx(more, j)));
 		json_object_put(more);
 		json_object_put(content);
-		t->results_open = results;
-		return;
+		return; /* still the turn that hands the results back */
 	}
 	struct json_object *turn = json_object_new_object();
 	json_object_object_add(turn, "role", json_object_new_string(role));
