@@ -1418,8 +1418,12 @@ static int block_start(struct openai_stream *s, const char *data, size_t len, st
  * response_format's answer), or of thinking; each goes out as it arrives. */
 static void block_delta(struct openai_stream *s, const struct anth_event *ev, struct buf *out)
 {
-	struct json_object *d, *v;
+	struct json_object *d, *v, *idx;
 	if (!ev->root || !json_object_object_get_ex(ev->root, "delta", &d))
+		return;
+	/* A piece belongs to the block in progress; one for any other block is no call's. */
+	if (!json_object_object_get_ex(ev->root, "index", &idx) ||
+	    json_object_get_int64(idx) != s->block)
 		return;
 	const char *type = jx_string(d, "type");
 	if (type && strcmp(type, "input_json_delta") == 0 &&

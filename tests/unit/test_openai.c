@@ -793,6 +793,9 @@ static void test_tool_stream(void)
 		snprintf(ev, sizeof ev, "{\"type\":\"content_block_stop\",\"index\":%d}", call + 1);
 		feed(&s, "content_block_stop", ev, &out);
 	}
+	feed(&s, "content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+					"\"input_json_delta\",\"partial_json\":\"{}\"}}", &out);
+	tap_is_int(out.len, 0, "a piece for no block in progress says nothing");
 	feed(&s, "message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},"
 				  "\"usage\":{\"output_tokens\":12}}", &out);
 	feed(&s, "message_stop", "{\"type\":\"message_stop\"}", &out);
