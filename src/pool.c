@@ -165,6 +165,34 @@ static size_t live(const struct slot *slots, size_t n)
 	return c;
 }
 
+/* What SIGUSR1 and SIGHUP asked for since the last round: reopen the logs, reload. Returns the
+ * generation the pool runs from now on. */
+static unsigned take_requests(const struct pool_ops *ops, struct pool_shared *shared,
+			      struct slot *slots, size_t cap, unsigned gen)
+{
+	if (got_usr1) {
+		got_usr1 = 0;
+		if (ops->reopen_logs)
+			ops->reopen_logs(ops->arg);
+		signal_all(slots, cap, SIGUSR1, 0, gen);
+	}
+	if (got_hup) {
+		got_hup = 0;
+		if (ops->reload(ops->arg) == 0) {
+			/* New workers start with the new configuration; the old ones finish
+			 * what they are serving and leave. No request is dropped: all accept on the
+			 * same socket, and a worker takes SIGTERM only while it waits for a
+			 * request (it keeps it blocked while serving one, so no read or write of
+			 * a request in flight is interrupted). */
+			gen++;
+			atomic_store(&shared->generation, gen);
+			signal_all(slots, cap, SIGTERM, 1, gen);
+			log_info("pool: configuration reloaded; generation %u", gen);
+		}
+	}
+	return gen;
+}
+
 int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 {
 	/* Room for two generations during a reload; grown when the configuration asks for more. */
@@ -211,26 +239,7 @@ int pool_run(const struct pool_ops *ops, struct pool_shared *shared)
 			struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
 			nanosleep(&ts, NULL);
 		}
-		if (got_usr1) {
-			got_usr1 = 0;
-			if (ops->reopen_logs)
-				ops->reopen_logs(ops->arg);
-			signal_all(slots, cap, SIGUSR1, 0, gen);
-		}
-		if (got_hup) {
-			got_hup = 0;
-			if (ops->reload(ops->arg) == 0) {
-				/* New workers start with the new configuration; the old ones finish
-				 * what they are serving and leave. No request is dropped: all accept on the
-				 * same socket, and a worker takes SIGTERM only while it waits for a
-				 * request (it keeps it blocked while serving one, so no read or write of
-				 * a request in flight is interrupted). */
-				gen++;
-				atomic_store(&shared->generation, gen);
-				signal_all(slots, cap, SIGTERM, 1, gen);
-				log_info("pool: configuration reloaded; generation %u", gen);
-			}
-		}
+		gen = take_requests(ops, shared, slots, cap, gen);
 	}
 
 	log_info("pool: stopping; %zu workers get up to %.1f s to finish", live(slots, cap), ops->grace(ops->arg));

@@ -275,6 +275,47 @@ static double deadline(const struct upstream *u, int stream, enum upstream_outco
 	return u->last_byte + c->idle_timeout;
 }
 
+/* Drives the transfer on the multi handle until it ends, is stopped at a deadline or aborted by
+ * the sink, waiting on the upstream and the client's connection at once. Returns libcurl's
+ * "running" count: nonzero when the transfer did not finish. */
+static int transfer(struct upstream *u, const struct upstream_request *rq,
+		    const struct upstream_sink *sink)
+{
+	int watch = sink->watch_fd;
+	int running = 1;
+	while (!u->aborted) {
+		if (curl_multi_perform(u->multi, &running) != CURLM_OK || !running || u->aborted)
+			break;
+		enum upstream_outcome why;
+		double due = deadline(u, rq->stream, &why);
+		double now = clock_now();
+		if (now >= due) {
+			stop(u, why);
+			break;
+		}
+		if (sink->on_tick && sink->on_tick(sink->arg) != 0) {
+			stop(u, UP_ABORTED);
+			break;
+		}
+		double wait = due - now;
+		if (wait > 1.0)
+			wait = 1.0;
+		if (sink->next_tick) {
+			double t = sink->next_tick(sink->arg);
+			if (t >= 0 && t - now < wait)
+				wait = t - now > 0 ? t - now : 0;
+		}
+		int wait_ms = (int)ceil(wait * 1000.0);
+		struct curl_waitfd wfd = {.fd = watch, .events = CURL_WAIT_POLLIN, .revents = 0};
+		curl_multi_poll(u->multi, watch >= 0 ? &wfd : NULL, watch >= 0 ? 1 : 0, wait_ms, NULL);
+		/* A readable client connection that is not closed would wake us in a loop: the
+		 * once-a-second tick still notices a close, so stop watching it. */
+		if (watch >= 0 && wfd.revents && sink->on_tick && sink->on_tick(sink->arg) == 0)
+			watch = -1;
+	}
+	return running;
+}
+
 static void attempt(struct upstream *u, const struct upstream_request *rq,
 		    const struct upstream_sink *sink, struct upstream_result *res)
 {
@@ -312,38 +353,7 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 
 	curl_multi_add_handle(u->multi, e);
-	int watch = sink->watch_fd;
-	int running = 1;
-	while (!u->aborted) {
-		if (curl_multi_perform(u->multi, &running) != CURLM_OK || !running || u->aborted)
-			break;
-		enum upstream_outcome why;
-		double due = deadline(u, rq->stream, &why);
-		double now = clock_now();
-		if (now >= due) {
-			stop(u, why);
-			break;
-		}
-		if (sink->on_tick && sink->on_tick(sink->arg) != 0) {
-			stop(u, UP_ABORTED);
-			break;
-		}
-		double wait = due - now;
-		if (wait > 1.0)
-			wait = 1.0;
-		if (sink->next_tick) {
-			double t = sink->next_tick(sink->arg);
-			if (t >= 0 && t - now < wait)
-				wait = t - now > 0 ? t - now : 0;
-		}
-		int wait_ms = (int)ceil(wait * 1000.0);
-		struct curl_waitfd wfd = {.fd = watch, .events = CURL_WAIT_POLLIN, .revents = 0};
-		curl_multi_poll(u->multi, watch >= 0 ? &wfd : NULL, watch >= 0 ? 1 : 0, wait_ms, NULL);
-		/* A readable client connection that is not closed would wake us in a loop: the
-		 * once-a-second tick still notices a close, so stop watching it. */
-		if (watch >= 0 && wfd.revents && sink->on_tick && sink->on_tick(sink->arg) == 0)
-			watch = -1;
-	}
+	int running = transfer(u, rq, sink);
 	CURLcode rc = CURLE_OK;
 	int msgs;
 	CURLMsg *msg;
