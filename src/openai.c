@@ -43,13 +43,13 @@ static int is_number(struct json_object *v)
 
 /* Fields that neither change the answer nor can be honoured: accepted and not sent on. */
 static const char *const ignored_fields[] = {
-	"user", "seed", "frequency_penalty", "presence_penalty", "parallel_tool_calls", "store",
-	"metadata", "service_tier", "prompt_cache_key", "safety_identifier", NULL,
+	"user", "seed", "frequency_penalty", "presence_penalty", "store", "metadata",
+	"service_tier", "prompt_cache_key", "safety_identifier", NULL,
 };
 
 /* Fields that would change the answer and have no Messages counterpart here. */
 static const char *const unsupported_fields[] = {
-	"audio", "prediction", "web_search_options", "reasoning_effort", "verbosity", NULL,
+	"audio", "prediction", "web_search_options", "verbosity", NULL,
 };
 
 static int listed(const char *const *list, const char *key)
@@ -58,6 +58,22 @@ static int listed(const char *const *list, const char *key)
 		if (strcmp(*list, key) == 0)
 			return 1;
 	return 0;
+}
+
+static struct json_object *text_block(struct json_object *text)
+{
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "type", json_object_new_string("text"));
+	json_object_object_add(b, "text", json_object_get(text));
+	return b;
+}
+
+/* A function or tool name as both APIs take it: 1 to 64 of [A-Za-z0-9_-]. */
+static int name_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
 /* Appends the text of content (a string, or an array of text parts) to out for a system turn.
@@ -91,10 +107,136 @@ static int system_text(struct json_object *content, size_t i, struct buf *out,
 	return 0;
 }
 
-/* The Messages form of a user or assistant turn's content: a string stays a string, text parts
- * become text blocks. Returns a new reference, or NULL (refused). */
-static struct json_object *turn_content(struct json_object *content, size_t i,
+/* ---- images ---- */
+
+/* The bytes base64 text of n characters decodes to, or -1 when it is not base64. */
+static long long base64_size(const char *s, size_t n)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789+/";
+	size_t pad = 0;
+	while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+		pad++;
+	if (n == 0 || n % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < n - pad; i++)
+		if (!memchr(alphabet, s[i], sizeof alphabet - 1))
+			return -1;
+	return (long long)(n / 4 * 3 - pad);
+}
+
+/* The source of an image block for an image_url url: a data: URL with base64 data of one of the
+ * types the Messages API reads, or an https URL. Returns a new reference, or NULL (refused). */
+static struct json_object *image_source(const char *url, size_t len, const char *param,
 					struct openai_error *e)
+{
+	static const char *const types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
+	struct json_object *src = json_object_new_object();
+	if (strncmp(url, "https://", 8) == 0 && len > 8 && strcspn(url, " \t\r\n\"<>\\") == len) {
+		json_object_object_add(src, "type", json_object_new_string("url"));
+		json_object_object_add(src, "url", json_object_new_string_len(url, (int)len));
+		return src;
+	}
+	const char *comma = strchr(url, ',');
+	size_t head = comma ? (size_t)(comma - url) : 0;
+	size_t t = 0;
+	for (; comma && t < sizeof types / sizeof types[0]; t++)
+		if (head == 5 + strlen(types[t]) + 7 && strncmp(url, "data:", 5) == 0 &&
+		    strncmp(url + 5, types[t], strlen(types[t])) == 0 &&
+		    strncmp(url + 5 + strlen(types[t]), ";base64", 7) == 0)
+			break;
+	json_object_put(src);
+	if (!comma || t == sizeof types / sizeof types[0]) {
+		refuse(e, param, "invalid_image_url",
+		       "%s: must be an https URL or a data: URL of base64 image/jpeg, image/png, "
+		       "image/gif or image/webp", param);
+		return NULL;
+	}
+	long long size = base64_size(comma + 1, len - head - 1);
+	if (size < 0) {
+		refuse(e, param, "invalid_image_url", "%s: the data: URL's data is not base64", param);
+		return NULL;
+	}
+	if (size > OPENAI_IMAGE_MAX) {
+		refuse(e, param, "image_too_large", "%s: the image is %lld bytes; the most is %u (5 MiB)",
+		       param, size, OPENAI_IMAGE_MAX);
+		return NULL;
+	}
+	src = json_object_new_object();
+	json_object_object_add(src, "type", json_object_new_string("base64"));
+	json_object_object_add(src, "media_type", json_object_new_string(types[t]));
+	json_object_object_add(src, "data", json_object_new_string_len(comma + 1, (int)(len - head - 1)));
+	return src;
+}
+
+/* An image_url part → an image block (new reference), or NULL (refused). */
+static struct json_object *image_block(struct json_object *part, size_t i, size_t j,
+				       struct openai_error *e)
+{
+	char param[96];
+	struct json_object *iu, *u;
+	snprintf(param, sizeof param, "messages.[%zu].content.[%zu].image_url.url", i, j);
+	if (!json_object_object_get_ex(part, "image_url", &iu) ||
+	    !json_object_object_get_ex(iu, "url", &u) || !json_object_is_type(u, json_type_string)) {
+		refuse(e, param, NULL, "%s: must be a string", param);
+		return NULL;
+	}
+	struct json_object *src = image_source(json_object_get_string(u),
+					       (size_t)json_object_get_string_len(u), param, e);
+	if (!src)
+		return NULL;
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "type", json_object_new_string("image"));
+	json_object_object_add(b, "source", src);
+	return b;
+}
+
+/* ---- turns ---- */
+
+/* What a turn's parts are allowed to be. */
+struct parts {
+	int images;       /* image_url parts accepted (user turns) */
+	size_t *n_images; /* counted against OPENAI_IMAGES_MAX */
+};
+
+/* One content part → a Messages block appended to blocks. Returns 0, or -1 (refused). */
+static int add_part(struct json_object *blocks, struct json_object *part, size_t i, size_t j,
+		    const struct parts *p, struct openai_error *e)
+{
+	char param[80];
+	struct json_object *t;
+	const char *type = jx_string(part, "type");
+	snprintf(param, sizeof param, "messages.[%zu].content.[%zu].type", i, j);
+	if (!type)
+		return refuse(e, param, NULL, "%s: a content part needs a type", param);
+	if (strcmp(type, "image_url") == 0 && p->images) {
+		if (++*p->n_images > OPENAI_IMAGES_MAX)
+			return refuse(e, param, "too_many_images", "%s: more than %d images in one "
+				      "request", param, OPENAI_IMAGES_MAX);
+		struct json_object *b = image_block(part, i, j, e);
+		if (!b)
+			return -1;
+		json_object_array_add(blocks, b);
+		return 0;
+	}
+	if (strcmp(type, "text") != 0)
+		return refuse(e, param, "unsupported_value",
+			      "%s: content parts of type '%.40s' are not supported by this server "
+			      "here; %s", param, type, p->images ? "text and image_url are" : "only text is");
+	if (!json_object_object_get_ex(part, "text", &t) || !json_object_is_type(t, json_type_string)) {
+		snprintf(param, sizeof param, "messages.[%zu].content.[%zu].text", i, j);
+		return refuse(e, param, NULL, "%s: must be a string", param);
+	}
+	/* The Messages API refuses empty text blocks; an empty part says nothing. */
+	if (json_object_get_string_len(t))
+		json_object_array_add(blocks, text_block(t));
+	return 0;
+}
+
+/* The Messages form of a turn's content: a string stays a string, parts become blocks. Returns
+ * a new reference, or NULL (refused). */
+static struct json_object *turn_content(struct json_object *content, size_t i,
+					const struct parts *p, struct openai_error *e)
 {
 	char param[80];
 	snprintf(param, sizeof param, "messages.[%zu].content", i);
@@ -106,38 +248,192 @@ static struct json_object *turn_content(struct json_object *content, size_t i,
 	}
 	struct json_object *blocks = json_object_new_array();
 	size_t n = json_object_array_length(content);
+	for (size_t j = 0; j < n; j++)
+		if (add_part(blocks, json_object_array_get_idx(content, j), i, j, p, e) < 0) {
+			json_object_put(blocks);
+			return NULL;
+		}
+	return blocks;
+}
+
+/* content as an array of blocks (a string becomes one text block; "" none). New reference. */
+static struct json_object *as_blocks(struct json_object *content)
+{
+	if (json_object_is_type(content, json_type_array))
+		return json_object_get(content);
+	struct json_object *blocks = json_object_new_array();
+	if (json_object_get_string_len(content))
+		json_object_array_add(blocks, text_block(content));
+	return blocks;
+}
+
+/* One assistant tool call → a tool_use block (new reference), or NULL (refused). */
+static struct json_object *tool_use_block(struct json_object *call, size_t i, size_t j,
+					  struct openai_error *e)
+{
+	char param[96];
+	struct json_object *fn, *args;
+	const char *id = jx_string(call, "id"), *type = jx_string(call, "type");
+	snprintf(param, sizeof param, "messages.[%zu].tool_calls.[%zu]", i, j);
+	if (!id || !*id || (type && strcmp(type, "function") != 0) ||
+	    !json_object_object_get_ex(call, "function", &fn) || !name_ok(jx_string(fn, "name"))) {
+		refuse(e, param, NULL, "%s: must be {\"id\", \"type\": \"function\", \"function\": "
+		       "{\"name\", \"arguments\"}} with a name of 1 to 64 letters, digits, _ or -",
+		       param);
+		return NULL;
+	}
+	struct json_object *input = NULL;
+	if (json_object_object_get_ex(fn, "arguments", &args) &&
+	    json_object_is_type(args, json_type_string) && json_object_get_string_len(args))
+		input = anthropic_json_parse_strict(json_object_get_string(args),
+						    (size_t)json_object_get_string_len(args));
+	else if (!args || json_object_is_type(args, json_type_string))
+		input = json_object_new_object(); /* no arguments: "" or left out */
+	if (!json_object_is_type(input, json_type_object)) {
+		json_object_put(input);
+		snprintf(param, sizeof param, "messages.[%zu].tool_calls.[%zu].function.arguments", i, j);
+		refuse(e, param, NULL, "%s: must be a JSON object in a string", param);
+		return NULL;
+	}
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "type", json_object_new_string("tool_use"));
+	json_object_object_add(b, "id", json_object_new_string(id));
+	json_object_object_add(b, "name", json_object_new_string(jx_string(fn, "name")));
+	json_object_object_add(b, "input", input);
+	return b;
+}
+
+/* An assistant turn with tool_calls: its text, then a tool_use block per call. Returns the
+ * blocks (new reference), or NULL (refused). */
+static struct json_object *assistant_blocks(struct json_object *content, struct json_object *calls,
+					    size_t i, struct openai_error *e)
+{
+	static const struct parts text_only = {0};
+	struct json_object *blocks;
+	if (content) {
+		struct json_object *c = turn_content(content, i, &text_only, e);
+		if (!c)
+			return NULL;
+		blocks = as_blocks(c);
+		json_object_put(c);
+	} else {
+		blocks = json_object_new_array();
+	}
+	size_t n = json_object_array_length(calls);
 	for (size_t j = 0; j < n; j++) {
-		struct json_object *part = json_object_array_get_idx(content, j), *t;
-		const char *type = jx_string(part, "type");
-		snprintf(param, sizeof param, "messages.[%zu].content.[%zu].type", i, j);
-		if (!type) {
-			refuse(e, param, NULL, "%s: a content part needs a type", param);
+		struct json_object *b = tool_use_block(json_object_array_get_idx(calls, j), i, j, e);
+		if (!b) {
 			json_object_put(blocks);
 			return NULL;
 		}
-		if (strcmp(type, "text") != 0) {
-			refuse(e, param, "unsupported_value",
-			       "%s: content parts of type '%.40s' are not supported by this server; "
-			       "only text is", param, type);
-			json_object_put(blocks);
-			return NULL;
-		}
-		if (!json_object_object_get_ex(part, "text", &t) ||
-		    !json_object_is_type(t, json_type_string)) {
-			snprintf(param, sizeof param, "messages.[%zu].content.[%zu].text", i, j);
-			refuse(e, param, NULL, "%s: must be a string", param);
-			json_object_put(blocks);
-			return NULL;
-		}
-		/* The Messages API refuses empty text blocks; an empty part says nothing. */
-		if (json_object_get_string_len(t) == 0)
-			continue;
-		struct json_object *b = json_object_new_object();
-		json_object_object_add(b, "type", json_object_new_string("text"));
-		json_object_object_add(b, "text", json_object_get(t));
 		json_object_array_add(blocks, b);
 	}
 	return blocks;
+}
+
+/* A tool turn → a tool_result block (new reference), or NULL (refused). */
+static struct json_object *tool_result_block(struct json_object *m, struct json_object *content,
+					     size_t i, struct openai_error *e)
+{
+	static const struct parts text_only = {0};
+	char param[64];
+	const char *id = jx_string(m, "tool_call_id");
+	if (!id || !*id) {
+		snprintf(param, sizeof param, "messages.[%zu].tool_call_id", i);
+		refuse(e, param, NULL, "%s: a tool message needs the id of the call it answers", param);
+		return NULL;
+	}
+	struct json_object *c = turn_content(content, i, &text_only, e);
+	if (!c)
+		return NULL;
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "type", json_object_new_string("tool_result"));
+	json_object_object_add(b, "tool_use_id", json_object_new_string(id));
+	json_object_object_add(b, "content", c);
+	return b;
+}
+
+/* The state of the turns being built. */
+struct turns {
+	struct openai_request *rq;
+	struct buf system;
+	size_t n_images;
+	int results_open; /* the last turn is a user turn of tool results, open for more */
+};
+
+/* Appends a turn; blocks after tool results join their user turn, as the Messages API wants
+ * the results of one assistant turn (and what the user adds) in the next user turn. */
+static void add_turn(struct turns *t, const char *role, struct json_object *content, int results)
+{
+	struct json_object *msgs = t->rq->messages;
+	size_t n = json_object_array_length(msgs);
+	if (t->results_open && strcmp(role, "user") == 0) {
+		struct json_object *last = json_object_array_get_idx(msgs, n - 1), *blocks, *more;
+		json_object_object_get_ex(last, "content", &blocks);
+		more = as_blocks(content);
+		for (size_t j = 0; j < json_object_array_length(more); j++)
+			json_object_array_add(blocks, json_object_get(json_object_array_get_idx(more, j)));
+		json_object_put(more);
+		json_object_put(content);
+		return; /* still the turn that hands the results back */
+	}
+	struct json_object *turn = json_object_new_object();
+	json_object_object_add(turn, "role", json_object_new_string(role));
+	json_object_object_add(turn, "content", results ? as_blocks(content) : content);
+	if (results)
+		json_object_put(content);
+	json_object_array_add(msgs, turn);
+	t->results_open = results;
+}
+
+/* One message of the client's. Returns 0, or -1 (refused). */
+static int add_message(struct turns *t, struct json_object *m, size_t i, struct openai_error *e)
+{
+	char param[64];
+	struct json_object *content = NULL, *calls = NULL, *v;
+	const char *role = json_object_is_type(m, json_type_object) ? jx_string(m, "role") : NULL;
+	snprintf(param, sizeof param, "messages.[%zu].role", i);
+	if (!role)
+		return refuse(e, param, NULL, "%s: every message needs a role", param);
+	int is_system = strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
+	int is_tool = strcmp(role, "tool") == 0, is_assistant = strcmp(role, "assistant") == 0;
+	if (!is_system && !is_tool && !is_assistant && strcmp(role, "user") != 0)
+		return refuse(e, param, "unsupported_value", "%s: '%.40s' messages are not supported "
+			      "by this server; use system, developer, user, assistant and tool",
+			      param, role);
+	if (json_object_object_get_ex(m, "function_call", &v) && !is_null(v)) {
+		snprintf(param, sizeof param, "messages.[%zu].function_call", i);
+		return refuse(e, param, "unsupported_parameter", "%s: the deprecated function calls "
+			      "are not supported by this server; use tool_calls", param);
+	}
+	json_object_object_get_ex(m, "tool_calls", &calls);
+	if (calls && !(is_assistant && json_object_is_type(calls, json_type_array))) {
+		snprintf(param, sizeof param, "messages.[%zu].tool_calls", i);
+		return refuse(e, param, NULL, "%s: only assistant messages carry tool calls, as an "
+			      "array", param);
+	}
+	if (calls && json_object_array_length(calls) == 0)
+		calls = NULL;
+	json_object_object_get_ex(m, "content", &content);
+	if (!content && !calls) {
+		snprintf(param, sizeof param, "messages.[%zu].content", i);
+		return refuse(e, param, NULL, "%s: is required", param);
+	}
+	if (is_system)
+		return system_text(content, i, &t->system, e);
+	struct parts p = {.images = strcmp(role, "user") == 0, .n_images = &t->n_images};
+	struct json_object *c = is_tool ? tool_result_block(m, content, i, e)
+			      : calls ? assistant_blocks(content, calls, i, e)
+				      : turn_content(content, i, &p, e);
+	if (!c)
+		return -1;
+	if (is_tool) {
+		struct json_object *one = json_object_new_array();
+		json_object_array_add(one, c);
+		c = one;
+	}
+	add_turn(t, is_assistant ? "assistant" : "user", c, is_tool);
+	return 0;
 }
 
 static int parse_messages(struct json_object *msgs, struct openai_request *rq,
@@ -145,69 +441,20 @@ static int parse_messages(struct json_object *msgs, struct openai_request *rq,
 {
 	if (!json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
 		return refuse(e, "messages", NULL, "messages: must be a non-empty array");
-	struct buf system;
-	buf_init(&system, (size_t)-1 / 2); /* bounded by the body it comes from */
+	struct turns t = {.rq = rq};
+	buf_init(&t.system, (size_t)-1 / 2); /* bounded by the body it comes from */
 	rq->messages = json_object_new_array();
 	size_t n = json_object_array_length(msgs);
-	char param[64];
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *m = json_object_array_get_idx(msgs, i), *content, *v;
-		const char *role = json_object_is_type(m, json_type_object) ? jx_string(m, "role") : NULL;
-		snprintf(param, sizeof param, "messages.[%zu].role", i);
-		if (!role) {
-			refuse(e, param, NULL, "%s: every message needs a role", param);
-			goto fail;
-		}
-		int is_system = strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
-		if (!is_system && strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0) {
-			refuse(e, param, "unsupported_value",
-			       "%s: '%.40s' messages are not supported by this server (tool calling "
-			       "is not available); use system, developer, user and assistant", param,
-			       role);
-			goto fail;
-		}
-		if (json_object_object_get_ex(m, "tool_calls", &v) && !is_null(v) &&
-		    !(json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0)) {
-			snprintf(param, sizeof param, "messages.[%zu].tool_calls", i);
-			refuse(e, param, "unsupported_parameter",
-			       "%s: tool calls are not supported by this server", param);
-			goto fail;
-		}
-		if (json_object_object_get_ex(m, "function_call", &v) && !is_null(v)) {
-			snprintf(param, sizeof param, "messages.[%zu].function_call", i);
-			refuse(e, param, "unsupported_parameter",
-			       "%s: function calls are not supported by this server", param);
-			goto fail;
-		}
-		if (!json_object_object_get_ex(m, "content", &content) || is_null(content)) {
-			snprintf(param, sizeof param, "messages.[%zu].content", i);
-			refuse(e, param, NULL, "%s: is required", param);
-			goto fail;
-		}
-		if (is_system) {
-			if (system_text(content, i, &system, e) < 0)
-				goto fail;
-			continue;
-		}
-		struct json_object *c = turn_content(content, i, e);
-		if (!c)
-			goto fail;
-		struct json_object *turn = json_object_new_object();
-		json_object_object_add(turn, "role", json_object_new_string(role));
-		json_object_object_add(turn, "content", c);
-		json_object_array_add(rq->messages, turn);
-	}
-	if (json_object_array_length(rq->messages) == 0) {
-		refuse(e, "messages", NULL, "messages: at least one user message is required");
-		goto fail;
-	}
-	if (system.len)
-		rq->system = buf_detach(&system);
-	buf_release(&system);
-	return 0;
-fail:
-	buf_release(&system);
-	return -1;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = add_message(&t, json_object_array_get_idx(msgs, i), i, e);
+	if (rc == 0 && json_object_array_length(rq->messages) == 0)
+		rc = refuse(e, "messages", NULL, "messages: at least one user message is required");
+	rq->ends_with_results = t.results_open;
+	if (rc == 0 && t.system.len)
+		rq->system = buf_detach(&t.system);
+	buf_release(&t.system);
+	return rc;
 }
 
 static int parse_max_tokens(struct json_object *root, const struct openai_limits *lim,
@@ -279,7 +526,131 @@ static int parse_stop(struct json_object *v, struct openai_request *rq, struct o
 	return 0;
 }
 
-/* Fields accepted only with a value that changes nothing ("none", false, {"type":"text"}...). */
+/* ---- tools, tool_choice, response_format, reasoning_effort ---- */
+
+/* One function definition → a Messages tool (new reference), or NULL (refused). */
+static struct json_object *tool_def(struct json_object *t, size_t i, struct openai_error *e)
+{
+	char param[64];
+	struct json_object *fn, *params = NULL, *strict = NULL, *desc = NULL;
+	const char *type = jx_string(t, "type");
+	snprintf(param, sizeof param, "tools.[%zu].type", i);
+	if (!type || strcmp(type, "function") != 0) {
+		refuse(e, param, "unsupported_value", "%s: only function tools are supported", param);
+		return NULL;
+	}
+	snprintf(param, sizeof param, "tools.[%zu].function.name", i);
+	if (!json_object_object_get_ex(t, "function", &fn) || !name_ok(jx_string(fn, "name"))) {
+		refuse(e, param, NULL, "%s: must be 1 to 64 letters, digits, _ or -", param);
+		return NULL;
+	}
+	json_object_object_get_ex(fn, "parameters", &params);
+	json_object_object_get_ex(fn, "strict", &strict);
+	json_object_object_get_ex(fn, "description", &desc);
+	if ((params && !json_object_is_type(params, json_type_object)) ||
+	    (strict && !json_object_is_type(strict, json_type_boolean)) ||
+	    (desc && !json_object_is_type(desc, json_type_string))) {
+		snprintf(param, sizeof param, "tools.[%zu].function", i);
+		refuse(e, param, NULL, "%s: parameters must be an object, strict a boolean and "
+		       "description a string", param);
+		return NULL;
+	}
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(jx_string(fn, "name")));
+	if (desc && json_object_get_string_len(desc))
+		json_object_object_add(o, "description", json_object_get(desc));
+	json_object_object_add(o, "input_schema", params ? json_object_get(params)
+				   : json_tokener_parse("{\"type\":\"object\",\"properties\":{}}"));
+	if (strict && json_object_get_boolean(strict))
+		json_object_object_add(o, "strict", json_object_new_boolean(1));
+	return o;
+}
+
+static int parse_tools(struct json_object *v, struct openai_request *rq, struct openai_error *e)
+{
+	if (is_null(v))
+		return 0;
+	if (!json_object_is_type(v, json_type_array))
+		return refuse(e, "tools", NULL, "tools: must be an array of function tools");
+	size_t n = json_object_array_length(v);
+	if (n == 0)
+		return 0;
+	rq->tools = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *t = tool_def(json_object_array_get_idx(v, i), i, e);
+		if (!t)
+			return -1;
+		json_object_array_add(rq->tools, t);
+	}
+	return 0;
+}
+
+static int parse_tool_choice(struct json_object *v, struct openai_request *rq,
+			     struct openai_error *e)
+{
+	static const struct {
+		const char *name;
+		enum openai_tool_choice tc;
+	} modes[] = {{"none", OPENAI_TC_NONE}, {"auto", OPENAI_TC_AUTO}, {"required", OPENAI_TC_REQUIRED}};
+	struct json_object *fn;
+	if (is_null(v))
+		return 0;
+	for (size_t i = 0; json_object_is_type(v, json_type_string) && i < 3; i++)
+		if (strcmp(json_object_get_string(v), modes[i].name) == 0) {
+			rq->tool_choice = modes[i].tc;
+			return 0;
+		}
+	const char *type = json_object_is_type(v, json_type_object) ? jx_string(v, "type") : NULL;
+	if (type && strcmp(type, "function") == 0 && json_object_object_get_ex(v, "function", &fn) &&
+	    name_ok(jx_string(fn, "name"))) {
+		rq->tool_choice = OPENAI_TC_NAMED;
+		rq->tool_name = jx_string(fn, "name");
+		return 0;
+	}
+	return refuse(e, "tool_choice", "unsupported_value", "tool_choice: must be \"none\", \"auto\", "
+		      "\"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+}
+
+static int parse_response_format(struct json_object *v, struct openai_request *rq,
+				 struct openai_error *e)
+{
+	struct json_object *js, *schema = NULL;
+	const char *type = json_object_is_type(v, json_type_object) ? jx_string(v, "type") : NULL;
+	if (is_null(v) || (type && strcmp(type, "text") == 0))
+		return 0;
+	if (type && strcmp(type, "json_object") == 0) {
+		rq->format = OPENAI_FORMAT_JSON_OBJECT;
+		return 0;
+	}
+	if (!type || strcmp(type, "json_schema") != 0)
+		return refuse(e, "response_format", "unsupported_value", "response_format: the type "
+			      "must be text, json_object or json_schema");
+	if (!json_object_object_get_ex(v, "json_schema", &js) || !name_ok(jx_string(js, "name")) ||
+	    !json_object_object_get_ex(js, "schema", &schema) ||
+	    !json_object_is_type(schema, json_type_object))
+		return refuse(e, "response_format.json_schema", NULL, "response_format.json_schema: "
+			      "needs a name of 1 to 64 letters, digits, _ or - and a schema object");
+	rq->format = OPENAI_FORMAT_JSON_SCHEMA;
+	rq->format_schema = schema;
+	rq->format_name = jx_string(js, "name");
+	return 0;
+}
+
+static int parse_reasoning(struct json_object *v, struct openai_request *rq,
+			   struct openai_error *e)
+{
+	static const char *const levels[] = {"none", "minimal", "low", "medium", "high", "xhigh",
+					      "max", NULL};
+	if (is_null(v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) || !listed(levels, json_object_get_string(v)))
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: must be "
+			      "none, minimal, low, medium, high, xhigh or max");
+	rq->reasoning = json_object_get_string(v);
+	return 0;
+}
+
+/* Fields accepted only with a value that changes nothing (1, false, {}, ["text"]...). */
 static int check_neutral(const char *key, struct json_object *v, struct openai_error *e)
 {
 	int neutral;
@@ -287,17 +658,13 @@ static int check_neutral(const char *key, struct json_object *v, struct openai_e
 	if (strcmp(key, "n") == 0) {
 		neutral = json_object_is_type(v, json_type_int) && json_object_get_int64(v) == 1;
 		what = "only 1 choice per request is supported by this server";
-	} else if (strcmp(key, "tools") == 0 || strcmp(key, "functions") == 0) {
+	} else if (strcmp(key, "functions") == 0) {
 		neutral = json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0;
-		what = "tool calling is not supported by this server";
-	} else if (strcmp(key, "tool_choice") == 0 || strcmp(key, "function_call") == 0) {
+		what = "the deprecated functions are not supported by this server; use tools";
+	} else if (strcmp(key, "function_call") == 0) {
 		neutral = json_object_is_type(v, json_type_string) &&
 			  strcmp(json_object_get_string(v), "none") == 0;
-		what = "tool calling is not supported by this server (only \"none\")";
-	} else if (strcmp(key, "response_format") == 0) {
-		const char *t = json_object_is_type(v, json_type_object) ? jx_string(v, "type") : NULL;
-		neutral = t && strcmp(t, "text") == 0;
-		what = "only {\"type\": \"text\"} is supported by this server";
+		what = "the deprecated function_call is not supported by this server; use tool_choice";
 	} else if (strcmp(key, "logprobs") == 0) {
 		neutral = json_object_is_type(v, json_type_boolean) && !json_object_get_boolean(v);
 		what = "log probabilities are not supported by this server";
@@ -321,11 +688,109 @@ static int check_neutral(const char *key, struct json_object *v, struct openai_e
 	return refuse(e, key, "unsupported_parameter", "%s: %s", key, what);
 }
 
+/* ---- the request as a whole ---- */
+
+static int parse_flag(struct json_object *v, const char *name, int *out, struct openai_error *e)
+{
+	if (!is_null(v) && !json_object_is_type(v, json_type_boolean))
+		return refuse(e, name, NULL, "%s: must be a boolean", name);
+	*out = is_null(v) ? -1 : json_object_get_boolean(v);
+	return 0;
+}
+
+/* What the top-level loop has seen. */
+struct seen {
+	struct json_object *stream_options;
+	int model, messages;
+};
+
+/* One top-level member. Returns 0, or -1 (refused). */
+static int parse_member(struct openai_request *rq, const char *key, struct json_object *v,
+			struct seen *seen, struct openai_error *e)
+{
+	int flag = -1;
+	if (strcmp(key, "model") == 0) {
+		if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v))
+			return refuse(e, "model", NULL, "model: must be a non-empty string");
+		rq->model = json_object_get_string(v);
+		seen->model = 1;
+		return 0;
+	}
+	if (strcmp(key, "messages") == 0) {
+		seen->messages = 1;
+		return parse_messages(v, rq, e);
+	}
+	if (strcmp(key, "stream") == 0) {
+		int rc = parse_flag(v, key, &flag, e);
+		rq->stream = flag == 1;
+		return rc;
+	}
+	if (strcmp(key, "stream_options") == 0) {
+		if (!is_null(v) && !json_object_is_type(v, json_type_object))
+			return refuse(e, "stream_options", NULL, "stream_options: must be an object");
+		seen->stream_options = v;
+		return 0;
+	}
+	if (strcmp(key, "parallel_tool_calls") == 0)
+		return parse_flag(v, key, &rq->parallel, e);
+	if (strcmp(key, "stop") == 0)
+		return parse_stop(v, rq, e);
+	if (strcmp(key, "tools") == 0)
+		return parse_tools(v, rq, e);
+	if (strcmp(key, "tool_choice") == 0)
+		return parse_tool_choice(v, rq, e);
+	if (strcmp(key, "response_format") == 0)
+		return parse_response_format(v, rq, e);
+	if (strcmp(key, "reasoning_effort") == 0)
+		return parse_reasoning(v, rq, e);
+	if (strcmp(key, "max_tokens") == 0 || strcmp(key, "max_completion_tokens") == 0 ||
+	    strcmp(key, "temperature") == 0 || strcmp(key, "top_p") == 0)
+		return 0; /* read after the loop, in a fixed order */
+	if (listed(unsupported_fields, key))
+		return is_null(v) ? 0 : refuse(e, key, "unsupported_parameter",
+					       "%s: is not supported by this server", key);
+	if (listed(ignored_fields, key))
+		return 0;
+	int rc = check_neutral(key, v, e);
+	if (rc > 0)
+		return refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
+	return rc;
+}
+
+/* What needs the whole request: required members, stream_options, the numbers. */
+static int parse_rest(struct openai_request *rq, const struct seen *seen,
+		      const struct openai_limits *lim, struct openai_error *e)
+{
+	struct json_object *iu;
+	if (!seen->model)
+		return refuse(e, "model", NULL, "model: is required");
+	if (!seen->messages)
+		return refuse(e, "messages", NULL, "messages: is required");
+	if (seen->stream_options) {
+		if (!rq->stream)
+			return refuse(e, "stream_options", NULL,
+				      "stream_options: only allowed when stream is true");
+		if (json_object_object_get_ex(seen->stream_options, "include_usage", &iu) &&
+		    !is_null(iu)) {
+			if (!json_object_is_type(iu, json_type_boolean))
+				return refuse(e, "stream_options.include_usage", NULL,
+					      "stream_options.include_usage: must be a boolean");
+			rq->include_usage = json_object_get_boolean(iu);
+		}
+	}
+	if (parse_max_tokens(rq->root, lim, rq, e) < 0 ||
+	    parse_unit(rq->root, "temperature", &rq->temperature, e) < 0 ||
+	    parse_unit(rq->root, "top_p", &rq->top_p, e) < 0)
+		return -1;
+	return 0;
+}
+
 int openai_parse_request(const char *body, size_t len, const struct openai_limits *lim,
 			 struct openai_request *rq, struct openai_error *e)
 {
 	memset(rq, 0, sizeof *rq);
 	memset(e, 0, sizeof *e);
+	rq->parallel = -1;
 	enum jscan_result why;
 	rq->root = jscan_parse(body, len, &why);
 	if (why == JSCAN_COSTLY) {
@@ -341,82 +806,13 @@ int openai_parse_request(const char *body, size_t len, const struct openai_limit
 		refuse(e, NULL, NULL, "The request body must be a JSON object");
 		goto fail;
 	}
-	struct json_object *stream_options = NULL;
-	int has_model = 0, has_messages = 0;
+	struct seen seen = {0};
 	json_object_object_foreach(rq->root, key, v)
 	{
-		if (strcmp(key, "model") == 0) {
-			if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v)) {
-				refuse(e, "model", NULL, "model: must be a non-empty string");
-				goto fail;
-			}
-			rq->model = json_object_get_string(v);
-			has_model = 1;
-		} else if (strcmp(key, "messages") == 0) {
-			if (parse_messages(v, rq, e) < 0)
-				goto fail;
-			has_messages = 1;
-		} else if (strcmp(key, "stream") == 0) {
-			if (!is_null(v) && !json_object_is_type(v, json_type_boolean)) {
-				refuse(e, "stream", NULL, "stream: must be a boolean");
-				goto fail;
-			}
-			rq->stream = !is_null(v) && json_object_get_boolean(v);
-		} else if (strcmp(key, "stream_options") == 0) {
-			if (!is_null(v) && !json_object_is_type(v, json_type_object)) {
-				refuse(e, "stream_options", NULL, "stream_options: must be an object");
-				goto fail;
-			}
-			stream_options = v;
-		} else if (strcmp(key, "stop") == 0) {
-			if (parse_stop(v, rq, e) < 0)
-				goto fail;
-		} else if (strcmp(key, "max_tokens") == 0 || strcmp(key, "max_completion_tokens") == 0 ||
-			   strcmp(key, "temperature") == 0 || strcmp(key, "top_p") == 0) {
-			/* read below, in a fixed order */
-		} else if (listed(unsupported_fields, key)) {
-			if (!is_null(v)) {
-				refuse(e, key, "unsupported_parameter",
-				       "%s: is not supported by this server", key);
-				goto fail;
-			}
-		} else if (!listed(ignored_fields, key)) {
-			int rc = check_neutral(key, v, e);
-			if (rc < 0)
-				goto fail;
-			if (rc > 0) {
-				refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
-				goto fail;
-			}
-		}
-	}
-	if (!has_model) {
-		refuse(e, "model", NULL, "model: is required");
-		goto fail;
-	}
-	if (!has_messages) {
-		refuse(e, "messages", NULL, "messages: is required");
-		goto fail;
-	}
-	if (stream_options) {
-		struct json_object *iu;
-		if (!rq->stream) {
-			refuse(e, "stream_options", NULL,
-			       "stream_options: only allowed when stream is true");
+		if (parse_member(rq, key, v, &seen, e) < 0)
 			goto fail;
-		}
-		if (json_object_object_get_ex(stream_options, "include_usage", &iu) && !is_null(iu)) {
-			if (!json_object_is_type(iu, json_type_boolean)) {
-				refuse(e, "stream_options.include_usage", NULL,
-				       "stream_options.include_usage: must be a boolean");
-				goto fail;
-			}
-			rq->include_usage = json_object_get_boolean(iu);
-		}
 	}
-	if (parse_max_tokens(rq->root, lim, rq, e) < 0 ||
-	    parse_unit(rq->root, "temperature", &rq->temperature, e) < 0 ||
-	    parse_unit(rq->root, "top_p", &rq->top_p, e) < 0)
+	if (parse_rest(rq, &seen, lim, e) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -429,8 +825,223 @@ void openai_request_release(struct openai_request *rq)
 	json_object_put(rq->root);
 	json_object_put(rq->messages);
 	json_object_put(rq->stop_sequences);
+	json_object_put(rq->tools);
+	json_object_put(rq->tool_choice_out);
+	json_object_put(rq->thinking);
+	json_object_put(rq->output_format);
 	free(rq->system);
 	memset(rq, 0, sizeof *rq);
+}
+
+/* ---- the model's rules ---- */
+
+/* A sampling parameter on a model that refuses them: a value equal to the default (1, for both
+ * temperature and top_p) changes nothing and is dropped; any other is refused. */
+static int apply_sampling(struct json_object **v, const char *name,
+			  const struct catalogue_model *info, struct openai_error *e)
+{
+	if (!*v || !info || info->sampling)
+		return 0;
+	if (json_object_get_double(*v) == 1.0) {
+		*v = NULL;
+		return 0;
+	}
+	return refuse(e, name, "unsupported_parameter", "%s: this model does not take %s; leave it "
+		      "out (or send the default, 1)", name, name);
+}
+
+static struct json_object *choice(const char *type, const char *name, int parallel)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(type));
+	if (name)
+		json_object_object_add(o, "name", json_object_new_string(name));
+	if (parallel == 0 && strcmp(type, "none") != 0)
+		json_object_object_add(o, "disable_parallel_tool_use", json_object_new_boolean(1));
+	return o;
+}
+
+static int has_tool(struct json_object *tools, const char *name)
+{
+	for (size_t i = 0; tools && i < json_object_array_length(tools); i++)
+		if (strcmp(jx_string(json_object_array_get_idx(tools, i), "name"), name) == 0)
+			return 1;
+	return 0;
+}
+
+/* tool_choice: auto → auto, none → none, required → any, a named function → tool; a forced
+ * choice where the model refuses one is a 400 naming tool_choice. */
+static int apply_tool_choice(struct openai_request *rq, const struct catalogue_model *info,
+			     struct openai_error *e)
+{
+	int forced = rq->tool_choice == OPENAI_TC_REQUIRED || rq->tool_choice == OPENAI_TC_NAMED;
+	if (!rq->tools) {
+		if (forced)
+			return refuse(e, "tool_choice", NULL, "tool_choice: a required or named tool "
+				      "needs tools");
+		return 0;
+	}
+	if (forced && info && !info->forced_tool_choice)
+		return refuse(e, "tool_choice", "unsupported_value", "tool_choice: this model does "
+			      "not accept a forced tool choice (required or a named function); use "
+			      "auto or none");
+	if (rq->tool_choice == OPENAI_TC_NAMED && !has_tool(rq->tools, rq->tool_name))
+		return refuse(e, "tool_choice", NULL, "tool_choice: no tool is named '%.64s'",
+			      rq->tool_name);
+	switch (rq->tool_choice) {
+	case OPENAI_TC_UNSET:
+		if (rq->parallel == 0)
+			rq->tool_choice_out = choice("auto", NULL, 0);
+		break;
+	case OPENAI_TC_NONE:
+		rq->tool_choice_out = choice("none", NULL, rq->parallel);
+		break;
+	case OPENAI_TC_AUTO:
+		rq->tool_choice_out = choice("auto", NULL, rq->parallel);
+		break;
+	case OPENAI_TC_REQUIRED:
+		rq->tool_choice_out = choice("any", NULL, rq->parallel);
+		break;
+	case OPENAI_TC_NAMED:
+		rq->tool_choice_out = choice("tool", rq->tool_name, rq->parallel);
+		break;
+	}
+	return 0;
+}
+
+/* response_format: a JSON schema becomes structured output where the model has it; otherwise,
+ * and for json_object (structured output takes only schemas whose objects are closed, and "any
+ * object" is not one), a forced tool whose input is the answer, where the model takes a forced
+ * tool_choice and the request has no tools of its own; else a 400 naming response_format. */
+static int apply_format(struct openai_request *rq, const struct catalogue_model *info,
+			struct openai_error *e)
+{
+	if (rq->format == OPENAI_FORMAT_TEXT)
+		return 0;
+	if (rq->format == OPENAI_FORMAT_JSON_SCHEMA && (!info || info->structured_output)) {
+		rq->output_format = json_object_new_object();
+		json_object_object_add(rq->output_format, "type", json_object_new_string("json_schema"));
+		json_object_object_add(rq->output_format, "schema", json_object_get(rq->format_schema));
+		return 0;
+	}
+	if (rq->tools || (info && !info->forced_tool_choice))
+		return refuse(e, "response_format", "unsupported_value", "response_format: %s is not "
+			      "available %s", rq->format == OPENAI_FORMAT_JSON_OBJECT ? "json_object"
+			      : "json_schema", rq->tools ? "together with tools on this model"
+			      : "on this model (it has no structured output for it and refuses a "
+			      "forced tool)");
+	const char *name = rq->format_name ? rq->format_name : "json_object";
+	struct json_object *t = json_object_new_object();
+	json_object_object_add(t, "name", json_object_new_string(name));
+	json_object_object_add(t, "description", json_object_new_string(
+		"Give the answer as this tool's input: it is the whole reply."));
+	json_object_object_add(t, "input_schema", rq->format_schema ? json_object_get(rq->format_schema)
+				   : json_tokener_parse("{\"type\":\"object\"}"));
+	rq->tools = json_object_new_array();
+	json_object_array_add(rq->tools, t);
+	json_object_put(rq->tool_choice_out);
+	rq->tool_choice_out = choice("tool", name, -1);
+	snprintf(rq->format_tool, sizeof rq->format_tool, "%s", name);
+	return 0;
+}
+
+/* A Messages tool_choice that forces a tool: any, or a named tool. */
+static int is_forced(struct json_object *tool_choice)
+{
+	const char *t = tool_choice ? jx_string(tool_choice, "type") : NULL;
+	return t && (strcmp(t, "any") == 0 || strcmp(t, "tool") == 0);
+}
+
+static struct json_object *thinking_of(const char *type, long budget)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(type));
+	if (budget)
+		json_object_object_add(o, "budget_tokens", json_object_new_int64(budget));
+	return o;
+}
+
+/* The Messages API's minimum thinking budget. */
+#define BUDGET_MIN 1024
+
+/* reasoning_effort on a model with extended thinking: a budget of a quarter, half or three
+ * quarters of max_tokens for low (and minimal), medium, high. */
+static int apply_budget(struct openai_request *rq, const char *level, struct openai_error *e)
+{
+	long q = strcmp(level, "low") == 0 ? 1 : strcmp(level, "medium") == 0 ? 2
+		 : strcmp(level, "high") == 0 ? 3 : 0;
+	if (!q)
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+			      "model takes minimal, low, medium or high");
+	long budget = rq->max_tokens / 4 * q;
+	if (budget < BUDGET_MIN)
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s gives "
+			      "this model a thinking budget of %ld tokens (%ld/4 of max_tokens), below "
+			      "the minimum of %d: raise max_completion_tokens", level, budget, q,
+			      BUDGET_MIN);
+	rq->thinking = thinking_of("enabled", budget);
+	return 0;
+}
+
+/* Thinking: off where the model allows it unless the client asked for reasoning; shown as
+ * reasoning_content only when asked for. A request that hands tool results back runs without
+ * thinking where the model allows it (the thinking blocks of the turn that called the tools do
+ * not travel through Chat Completions, and the API wants them back), and is a 400 on a model
+ * that always thinks. */
+static int apply_thinking(struct openai_request *rq, const struct catalogue_model *info,
+			  struct openai_error *e)
+{
+	const char *r = rq->reasoning;
+	int asked = r && strcmp(r, "none") != 0;
+	const char *level = !asked ? "low" : strcmp(r, "minimal") == 0 ? "low" : r;
+	int forced = is_forced(rq->tool_choice_out);
+	if (!info) { /* no catalogue: the client's request as sent, or nothing */
+		if (asked && !rq->ends_with_results) {
+			rq->thinking = thinking_of("adaptive", 0);
+			rq->effort = level;
+			rq->show_reasoning = 1;
+		}
+		return 0;
+	}
+	int always = info->thinking == CATALOGUE_THINKING_ALWAYS_ON;
+	if (always && rq->ends_with_results)
+		return refuse(e, "messages", "unsupported_value", "messages: this model always thinks, "
+			      "and the API needs the thinking of the turn that called the tools back with "
+			      "their results, which Chat Completions cannot carry: use /v1/messages or a "
+			      "model that can answer without thinking");
+	if (asked && (info->thinking == CATALOGUE_THINKING_NONE || (forced && !always)))
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s",
+			      forced ? "reasoning cannot be combined with a forced tool choice (or a "
+			      "response_format that needs one)" : "this model does not reason");
+	if (always && r && strcmp(r, "none") == 0)
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+			      "model always reasons; none is not available");
+	if (info->thinking == CATALOGUE_THINKING_NONE)
+		return 0;
+	if (!always && (!asked || rq->ends_with_results)) {
+		rq->thinking = thinking_of("disabled", 0);
+		return 0;
+	}
+	rq->show_reasoning = asked;
+	if (info->thinking == CATALOGUE_THINKING_EXTENDED)
+		return apply_budget(rq, level, e);
+	rq->thinking = thinking_of("adaptive", 0);
+	if (catalogue_effort_ok(info, level, strlen(level)))
+		rq->effort = level;
+	else if (asked)
+		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+			      "model does not take '%s'", r);
+	return 0;
+}
+
+int openai_apply_model(struct openai_request *rq, const struct catalogue_model *info,
+		       struct openai_error *e)
+{
+	if (apply_sampling(&rq->temperature, "temperature", info, e) < 0 ||
+	    apply_sampling(&rq->top_p, "top_p", info, e) < 0 || apply_tool_choice(rq, info, e) < 0 ||
+	    apply_format(rq, info, e) < 0 || apply_thinking(rq, info, e) < 0)
+		return -1;
+	return 0;
 }
 
 char *openai_messages_body(const struct openai_request *rq, const char *model, size_t *len)
@@ -447,6 +1058,20 @@ char *openai_messages_body(const struct openai_request *rq, const char *model, s
 		json_object_object_add(o, "top_p", json_object_get(rq->top_p));
 	if (rq->stop_sequences)
 		json_object_object_add(o, "stop_sequences", json_object_get(rq->stop_sequences));
+	if (rq->tools)
+		json_object_object_add(o, "tools", json_object_get(rq->tools));
+	if (rq->tool_choice_out)
+		json_object_object_add(o, "tool_choice", json_object_get(rq->tool_choice_out));
+	if (rq->thinking)
+		json_object_object_add(o, "thinking", json_object_get(rq->thinking));
+	if (rq->effort || rq->output_format) {
+		struct json_object *oc = json_object_new_object();
+		if (rq->effort)
+			json_object_object_add(oc, "effort", json_object_new_string(rq->effort));
+		if (rq->output_format)
+			json_object_object_add(oc, "format", json_object_get(rq->output_format));
+		json_object_object_add(o, "output_config", oc);
+	}
 	if (rq->stream)
 		json_object_object_add(o, "stream", json_object_new_boolean(1));
 	size_t n;
@@ -554,8 +1179,88 @@ static void completion_id(const char *msg_id, char *out, size_t cap)
 	snprintf(out, cap, "chatcmpl-%s", msg_id);
 }
 
-char *openai_completion(const char *body, size_t len, const char *model, long created,
-			struct openai_usage *u, size_t *out_len)
+/* A tool_use block → a tool call {id, type, function: {name, arguments}} (new reference). */
+static struct json_object *tool_call(struct json_object *block)
+{
+	struct json_object *input = NULL, *fn = json_object_new_object(), *c = json_object_new_object();
+	json_object_object_get_ex(block, "input", &input);
+	const char *args = input ? json_object_to_json_string_ext(input, ENCODE_FLAGS) : "{}";
+	const char *id = jx_string(block, "id"), *name = jx_string(block, "name");
+	json_object_object_add(fn, "name", json_object_new_string(name ? name : ""));
+	json_object_object_add(fn, "arguments", json_object_new_string(args));
+	json_object_object_add(c, "id", json_object_new_string(id ? id : ""));
+	json_object_object_add(c, "type", json_object_new_string("function"));
+	json_object_object_add(c, "function", fn);
+	return c;
+}
+
+/* What a message's content becomes: its text, its tool calls, its thinking. */
+struct reply {
+	struct buf text, reasoning;
+	struct json_object *calls; /* owned, NULL for none */
+	int format_answered;       /* the response_format tool gave the content */
+};
+
+/* Returns 0, or -1 when a part is larger than the answer it came from could make it (r's
+ * buffers hold the whole answer's size: only a re-serialised tool input could grow past it). */
+static int reply_read(struct reply *r, struct json_object *content, const struct openai_request *rq)
+{
+	size_t n = json_object_array_length(content);
+	int full = 0;
+	for (size_t i = 0; i < n && !full; i++) {
+		struct json_object *b = json_object_array_get_idx(content, i), *v;
+		const char *type = jx_string(b, "type"), *s;
+		if (!type)
+			continue;
+		if (strcmp(type, "text") == 0 && (s = jx_string(b, "text")))
+			full = buf_appends(&r->text, s) < 0;
+		else if (strcmp(type, "thinking") == 0 && rq->show_reasoning &&
+			 (s = jx_string(b, "thinking")))
+			full = buf_appends(&r->reasoning, s) < 0;
+		else if (strcmp(type, "tool_use") == 0 && rq->format_tool[0] &&
+			 strcmp(jx_string(b, "name") ? jx_string(b, "name") : "", rq->format_tool) == 0 &&
+			 json_object_object_get_ex(b, "input", &v)) {
+			/* The forced tool standing in for response_format: its input is the answer. */
+			full = buf_appends(&r->text, json_object_to_json_string_ext(v, ENCODE_FLAGS)) < 0;
+			r->format_answered = 1;
+		} else if (strcmp(type, "tool_use") == 0) {
+			if (!r->calls)
+				r->calls = json_object_new_array();
+			json_object_array_add(r->calls, tool_call(b));
+		}
+	}
+	return full ? -1 : 0;
+}
+
+static struct json_object *reply_message(struct reply *r)
+{
+	struct json_object *msg = json_object_new_object();
+	json_object_object_add(msg, "role", json_object_new_string("assistant"));
+	/* OpenAI sends null content with tool calls and no text. */
+	json_object_object_add(msg, "content", r->calls && !r->text.len ? NULL
+				   : json_object_new_string_len(buf_cstr(&r->text), (int)r->text.len));
+	if (r->reasoning.len)
+		json_object_object_add(msg, "reasoning_content",
+				       json_object_new_string_len(buf_cstr(&r->reasoning),
+								  (int)r->reasoning.len));
+	if (r->calls) {
+		json_object_object_add(msg, "tool_calls", r->calls);
+		r->calls = NULL;
+	}
+	json_object_object_add(msg, "refusal", NULL);
+	return msg;
+}
+
+/* finish_reason: tool_use is "tool_calls", but "stop" when the only tool was response_format's. */
+static const char *finish_of(const char *stop_reason, int format_only)
+{
+	if (format_only && stop_reason && strcmp(stop_reason, "tool_use") == 0)
+		return "stop";
+	return openai_finish_reason(stop_reason);
+}
+
+char *openai_completion(const char *body, size_t len, const struct openai_request *rq,
+			long created, struct openai_usage *u, size_t *out_len)
 {
 	memset(u, 0, sizeof *u);
 	struct json_object *root = anthropic_json_parse_strict(body, len), *content, *usage;
@@ -566,11 +1271,16 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 		json_object_put(root);
 		return NULL;
 	}
-	struct buf text;
-	buf_init(&text, len);
-	/* Thinking and other block kinds have no place in a chat message. The text is a part of
-	 * the body's strings, unescaped: never longer than the body. */
-	BUF_MUST(anthropic_content_text(content, &text));
+	struct reply r = {0};
+	buf_init(&r.text, len);
+	buf_init(&r.reasoning, len);
+	if (reply_read(&r, content, rq) < 0) {
+		buf_release(&r.text);
+		buf_release(&r.reasoning);
+		json_object_put(r.calls);
+		json_object_put(root);
+		return NULL; /* the relay answers 502: not an answer this server can pass on */
+	}
 	if (json_object_object_get_ex(root, "usage", &usage))
 		read_usage(usage, u);
 	char id[160];
@@ -578,19 +1288,15 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 
 	struct json_object *o = json_object_new_object();
 	struct json_object *choice = json_object_new_object();
-	struct json_object *msg = json_object_new_object();
 	struct json_object *choices = json_object_new_array();
 	json_object_object_add(o, "id", json_object_new_string(id));
 	json_object_object_add(o, "object", json_object_new_string("chat.completion"));
 	json_object_object_add(o, "created", json_object_new_int64(created));
-	json_object_object_add(o, "model", json_object_new_string(model));
-	json_object_object_add(msg, "role", json_object_new_string("assistant"));
-	json_object_object_add(msg, "content", json_object_new_string_len(buf_cstr(&text), (int)text.len));
-	json_object_object_add(msg, "refusal", NULL);
+	json_object_object_add(o, "model", json_object_new_string(rq->model));
 	json_object_object_add(choice, "index", json_object_new_int(0));
-	json_object_object_add(choice, "message", msg);
-	json_object_object_add(choice, "finish_reason",
-			       json_object_new_string(openai_finish_reason(jx_string(root, "stop_reason"))));
+	json_object_object_add(choice, "message", reply_message(&r));
+	json_object_object_add(choice, "finish_reason", json_object_new_string(finish_of(
+		jx_string(root, "stop_reason"), r.format_answered)));
 	json_object_object_add(choice, "logprobs", NULL);
 	json_object_array_add(choices, choice);
 	json_object_object_add(o, "choices", choices);
@@ -601,19 +1307,29 @@ char *openai_completion(const char *body, size_t len, const char *model, long cr
 	*out_len = sn;
 	json_object_put(o);
 	json_object_put(root);
-	buf_release(&text);
+	buf_release(&r.text);
+	buf_release(&r.reasoning);
 	return out;
 }
 
 /* ---- streams ---- */
 
-void openai_stream_init(struct openai_stream *s, const char *model, long created,
-			int include_usage)
+/* What the content block in progress is. */
+enum block_kind {
+	BLOCK_OTHER = 0, /* text (its deltas are ANTH_EV_TEXT), thinking, anything else */
+	BLOCK_TOOL,      /* a tool call: its input pieces are the call's arguments */
+	BLOCK_FORMAT,    /* response_format's tool: its input pieces are the content */
+};
+
+void openai_stream_init(struct openai_stream *s, const struct openai_request *rq, long created)
 {
 	memset(s, 0, sizeof *s);
-	s->model = xstrdup(model);
+	s->model = xstrdup(rq->model);
 	s->created = created;
-	s->include_usage = include_usage;
+	s->include_usage = rq->include_usage;
+	s->show_reasoning = rq->show_reasoning;
+	snprintf(s->format_tool, sizeof s->format_tool, "%s", rq->format_tool);
+	s->block = -1;
 	completion_id(NULL, s->id, sizeof s->id);
 }
 
@@ -661,27 +1377,111 @@ static int put_chunk(struct openai_stream *s, struct buf *out, struct json_objec
 	return put_frame(out, o);
 }
 
-enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
-				     const struct anth_event *ev, struct buf *out)
+/* A delta with one member, key: a string of n bytes. */
+static struct json_object *delta_of(const char *key, const char *text, size_t n)
+{
+	struct json_object *d = json_object_new_object();
+	json_object_object_add(d, key, json_object_new_string_len(text, (int)n));
+	return d;
+}
+
+/* A delta {tool_calls: [call]} for the call in progress; call taken over. */
+static struct json_object *tool_delta(struct openai_stream *s, struct json_object *call)
+{
+	struct json_object *d = json_object_new_object(), *calls = json_object_new_array();
+	json_object_object_add(call, "index", json_object_new_int(s->n_tools - 1));
+	json_object_array_add(calls, call);
+	json_object_object_add(d, "tool_calls", calls);
+	return d;
+}
+
+/* content_block_start: a tool call's first chunk carries its index, id, type and name, with
+ * empty arguments, as OpenAI sends it. */
+static int block_start(struct openai_stream *s, const char *data, size_t len, struct buf *out)
+{
+	struct json_object *root = anthropic_json_parse_strict(data, len), *b, *idx;
+	if (!json_object_object_get_ex(root, "content_block", &b) ||
+	    !json_object_object_get_ex(root, "index", &idx) || !jx_string(b, "type")) {
+		json_object_put(root);
+		return -1;
+	}
+	s->block = json_object_get_int64(idx);
+	s->block_kind = BLOCK_OTHER;
+	const char *name = jx_string(b, "name");
+	if (strcmp(jx_string(b, "type"), "tool_use") == 0 && name) {
+		if (s->format_tool[0] && strcmp(name, s->format_tool) == 0) {
+			s->block_kind = BLOCK_FORMAT;
+		} else {
+			s->block_kind = BLOCK_TOOL;
+			s->n_tools++;
+			struct json_object *c = tool_call(b);
+			struct json_object *fn;
+			json_object_object_get_ex(c, "function", &fn);
+			json_object_object_add(fn, "arguments", json_object_new_string(""));
+			put_chunk(s, out, tool_delta(s, c), NULL);
+		}
+	}
+	json_object_put(root);
+	return 0;
+}
+
+/* A content_block_delta that is not text: a piece of a tool call's arguments (or of
+ * response_format's answer), or of thinking; each goes out as it arrives. */
+static void block_delta(struct openai_stream *s, const struct anth_event *ev, struct buf *out)
+{
+	struct json_object *d, *v, *idx;
+	if (!ev->root || !json_object_object_get_ex(ev->root, "delta", &d))
+		return;
+	/* A piece belongs to the block in progress; one for any other block is no call's. */
+	if (!json_object_object_get_ex(ev->root, "index", &idx) ||
+	    json_object_get_int64(idx) != s->block)
+		return;
+	const char *type = jx_string(d, "type");
+	if (type && strcmp(type, "input_json_delta") == 0 &&
+	    json_object_object_get_ex(d, "partial_json", &v) &&
+	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v)) {
+		const char *p = json_object_get_string(v);
+		size_t n = (size_t)json_object_get_string_len(v);
+		if (s->block_kind == BLOCK_FORMAT) {
+			put_chunk(s, out, delta_of("content", p, n), NULL);
+		} else if (s->block_kind == BLOCK_TOOL) {
+			struct json_object *fn = json_object_new_object(), *c = json_object_new_object();
+			json_object_object_add(fn, "arguments", json_object_new_string_len(p, (int)n));
+			json_object_object_add(c, "function", fn);
+			put_chunk(s, out, tool_delta(s, c), NULL);
+		}
+	} else if (type && strcmp(type, "thinking_delta") == 0 && s->show_reasoning &&
+		   json_object_object_get_ex(d, "thinking", &v) &&
+		   json_object_is_type(v, json_type_string) && json_object_get_string_len(v)) {
+		put_chunk(s, out, delta_of("reasoning_content", json_object_get_string(v),
+					   (size_t)json_object_get_string_len(v)), NULL);
+	}
+}
+
+static void message_start(struct openai_stream *s, const struct anth_event *ev, struct buf *out)
 {
 	struct json_object *m, *u, *delta;
+	if (json_object_object_get_ex(ev->root, "message", &m)) {
+		completion_id(jx_string(m, "id"), s->id, sizeof s->id);
+		if (json_object_object_get_ex(m, "usage", &u))
+			read_usage(u, &s->usage);
+	}
+	delta = json_object_new_object();
+	json_object_object_add(delta, "role", json_object_new_string("assistant"));
+	json_object_object_add(delta, "content", json_object_new_string(""));
+	put_chunk(s, out, delta, NULL);
+}
+
+enum openai_step openai_stream_event(struct openai_stream *s, const char *name, const char *data,
+				     size_t len, const struct anth_event *ev, struct buf *out)
+{
+	struct json_object *u;
 	switch (ev->kind) {
 	case ANTH_EV_MESSAGE_START:
-		if (json_object_object_get_ex(ev->root, "message", &m)) {
-			completion_id(jx_string(m, "id"), s->id, sizeof s->id);
-			if (json_object_object_get_ex(m, "usage", &u))
-				read_usage(u, &s->usage);
-		}
-		delta = json_object_new_object();
-		json_object_object_add(delta, "role", json_object_new_string("assistant"));
-		json_object_object_add(delta, "content", json_object_new_string(""));
-		put_chunk(s, out, delta, NULL);
+		message_start(s, ev, out);
 		return OPENAI_GO_ON;
 	case ANTH_EV_TEXT:
-		delta = json_object_new_object();
-		json_object_object_add(delta, "content",
-				       json_object_new_string_len(ev->text, (int)ev->text_len));
-		put_chunk(s, out, delta, NULL);
+		put_chunk(s, out, delta_of("content", ev->text, ev->text_len), NULL);
 		return OPENAI_GO_ON;
 	case ANTH_EV_MESSAGE_DELTA:
 		if (ev->stop_reason)
@@ -693,7 +1493,8 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
 	case ANTH_EV_MESSAGE_STOP:
 		/* Only now is the answer known to be whole: the finish reason is a claim of that. */
 		put_chunk(s, out, json_object_new_object(),
-			  openai_finish_reason(s->stop_reason[0] ? s->stop_reason : NULL));
+			  finish_of(s->stop_reason[0] ? s->stop_reason : NULL, s->n_tools == 0 &&
+				    s->format_tool[0]));
 		if (s->include_usage)
 			put_chunk(s, out, NULL, NULL);
 		/* The frame holds 4 KiB past twice the largest event: the last frames are short. */
@@ -705,11 +1506,19 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
 	case ANTH_EV_INVALID:
 		return OPENAI_INVALID;
 	case ANTH_EV_IGNORE:
-		/* Keeps idle timers of proxies and clients from firing while the model thinks. */
-		if (strcmp(name, "ping") == 0)
-			sse_encode_comment(out, "ping");
-		return OPENAI_GO_ON;
+		break;
 	}
+	if (strcmp(name, "content_block_start") == 0)
+		return block_start(s, data, len, out) < 0 ? OPENAI_INVALID : OPENAI_GO_ON;
+	if (strcmp(name, "content_block_delta") == 0)
+		block_delta(s, ev, out);
+	else if (strcmp(name, "content_block_stop") == 0) {
+		s->block = -1;
+		s->block_kind = BLOCK_OTHER;
+	}
+	else if (strcmp(name, "ping") == 0)
+		/* Keeps idle timers of proxies and clients from firing while the model thinks. */
+		sse_encode_comment(out, "ping");
 	return OPENAI_GO_ON;
 }
 

@@ -2,10 +2,13 @@
  *
  * A chat.completions request is checked and translated into a Messages request; the Messages
  * answer, whole or as stream events, is translated back into a chat.completion or
- * chat.completion.chunk frames. What the Messages API cannot do (n > 1, tools, JSON mode, log
- * probabilities, images) is refused with the field named rather than silently dropped; fields
- * that do not change the answer are ignored; anything else is refused as unknown, as OpenAI's
- * own API does. Nothing here does I/O. */
+ * chat.completion.chunk frames: text, tool calls (streamed piece by piece as the upstream's
+ * input_json_delta events arrive), images, structured output and reasoning. The model's rules
+ * come from the catalogue (openai_apply_model): a sampling parameter, a forced tool_choice, a
+ * response_format or a reasoning_effort the model cannot honour is refused with the field named
+ * rather than silently dropped. What the Messages API cannot do (n > 1, log probabilities, audio)
+ * is refused too; fields that do not change the answer are ignored; anything else is refused as
+ * unknown, as OpenAI's own API does. Nothing here does I/O. */
 #ifndef LLM_OPENAI_H
 #define LLM_OPENAI_H
 
@@ -13,6 +16,7 @@
 
 #include "anthropic.h"
 #include "buf.h"
+#include "catalogue.h"
 #include "err.h"
 
 struct json_object;
@@ -30,6 +34,24 @@ struct openai_limits {
 	long max_tokens_limit; /* more is refused */
 };
 
+/* The largest image the Messages API takes (decoded bytes), and the most images per request. */
+#define OPENAI_IMAGE_MAX (5u * 1024 * 1024)
+#define OPENAI_IMAGES_MAX 100
+
+enum openai_format {
+	OPENAI_FORMAT_TEXT = 0,
+	OPENAI_FORMAT_JSON_OBJECT,
+	OPENAI_FORMAT_JSON_SCHEMA,
+};
+
+enum openai_tool_choice {
+	OPENAI_TC_UNSET = 0,
+	OPENAI_TC_NONE,
+	OPENAI_TC_AUTO,
+	OPENAI_TC_REQUIRED,
+	OPENAI_TC_NAMED,
+};
+
 /* A checked request. The strings point into root. */
 struct openai_request {
 	struct json_object *root;     /* the client's body */
@@ -41,6 +63,22 @@ struct openai_request {
 	struct json_object *messages; /* the user and assistant turns, in Messages form */
 	struct json_object *temperature, *top_p; /* borrowed from root, or NULL */
 	struct json_object *stop_sequences;      /* owned, or NULL */
+	struct json_object *tools;    /* owned: the Messages tool definitions, or NULL for none */
+	enum openai_tool_choice tool_choice;
+	const char *tool_name;        /* OPENAI_TC_NAMED: the function's name */
+	int parallel;                 /* parallel_tool_calls: -1 not given, 0, 1 */
+	enum openai_format format;    /* response_format */
+	struct json_object *format_schema; /* borrowed: json_schema.schema, or NULL */
+	const char *format_name;      /* json_schema.name, or NULL */
+	const char *reasoning;        /* reasoning_effort as sent, or NULL */
+	int ends_with_results;        /* the last turn hands tool results back */
+	/* Set by openai_apply_model for the model the request goes to: */
+	struct json_object *tool_choice_out; /* owned: the Messages tool_choice, or NULL */
+	struct json_object *thinking;        /* owned: the thinking member, or NULL */
+	const char *effort;                  /* output_config.effort, or NULL */
+	struct json_object *output_format;   /* owned: output_config.format, or NULL */
+	char format_tool[72]; /* the forced tool that stands in for response_format, or "" */
+	int show_reasoning;   /* thinking goes to the client as reasoning_content */
 };
 
 /* Reads and checks a Chat Completions request body. Returns 0 (release rq after use), or -1
@@ -48,6 +86,13 @@ struct openai_request {
 int openai_parse_request(const char *body, size_t len, const struct openai_limits *lim,
 			 struct openai_request *rq, struct openai_error *e);
 void openai_request_release(struct openai_request *rq);
+
+/* Applies the rules of the model the request goes to (info, borrowed: its catalogue entry, or
+ * NULL when there is no catalogue: then the fields pass as sent and no thinking is set):
+ * sampling parameters, tool_choice, response_format, reasoning_effort and thinking. Must run
+ * once before openai_messages_body. Returns 0, or -1 with *e naming the field (release rq). */
+int openai_apply_model(struct openai_request *rq, const struct catalogue_model *info,
+		       struct openai_error *e);
 
 /* The Messages API request for rq, sent to model (caller frees; *len is its length). */
 char *openai_messages_body(const struct openai_request *rq, const char *model, size_t *len);
@@ -69,17 +114,24 @@ struct openai_usage {
 	long output_tokens;
 };
 
-/* Translates a Messages API answer into a chat.completion naming model (what the client asked
- * for), created at the Unix time created. Returns the JSON text (caller frees; *len set) and
- * fills *u, or NULL when body is not a message. */
-char *openai_completion(const char *body, size_t len, const char *model, long created,
-			struct openai_usage *u, size_t *out_len);
+/* Translates a Messages API answer to rq (borrowed: the model the client asked for, whether
+ * reasoning is shown, the response_format tool) into a chat.completion created at the Unix time
+ * created: text blocks joined into content, tool_use blocks into tool_calls, thinking into
+ * reasoning_content when asked for. Returns the JSON text (caller frees; *len set) and fills *u,
+ * or NULL when body is not a message. */
+char *openai_completion(const char *body, size_t len, const struct openai_request *rq,
+			long created, struct openai_usage *u, size_t *out_len);
 
 /* One streamed completion: Messages events in, chat.completion.chunk frames out. */
 struct openai_stream {
 	char *model;
 	long created;
 	int include_usage;
+	int show_reasoning;
+	char format_tool[72];  /* from the request: its input is the answer's content */
+	long block;            /* the index of the content block in progress, -1 for none */
+	int block_kind;        /* what that block is (openai.c's enum) */
+	int n_tools;           /* tool calls started: the next one's index */
 	char id[160];          /* "chatcmpl-..." from the message id */
 	char stop_reason[64];  /* from message_delta */
 	struct openai_usage usage;
@@ -93,13 +145,14 @@ enum openai_step {
 	OPENAI_INVALID, /* data that is not the JSON its event name promises */
 };
 
-void openai_stream_init(struct openai_stream *s, const char *model, long created,
-			int include_usage);
+/* Starts a stream answering rq (borrowed for the call only). */
+void openai_stream_init(struct openai_stream *s, const struct openai_request *rq, long created);
 void openai_stream_release(struct openai_stream *s);
-/* Translates one parsed upstream event (name is its event: field) into the frames to send, which
- * are appended to out (nothing for events without a counterpart). */
-enum openai_step openai_stream_event(struct openai_stream *s, const char *name,
-				     const struct anth_event *ev, struct buf *out);
+/* Translates one upstream event (name is its event: field, data its len bytes of data, ev its
+ * parse) into the frames to send, appended to out (nothing for events without a counterpart).
+ * Each text, tool-argument or reasoning piece becomes one chunk as it arrives. */
+enum openai_step openai_stream_event(struct openai_stream *s, const char *name, const char *data,
+				     size_t len, const struct anth_event *ev, struct buf *out);
 /* Appends the frame that ends a failed stream, data: {"error":{...}} (never [DONE]). */
 int openai_stream_error(struct buf *out, const char *anthropic_type, const char *message);
 

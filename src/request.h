@@ -37,6 +37,8 @@ struct request {
 	const char *method;
 	const struct route *route;
 	struct buf path;
+	const char *route_id; /* a TAIL_ID route's id segment (points into path), or NULL */
+	size_t route_id_len;
 	struct buf body;
 	char id[24];
 	double started; /* monotonic seconds */

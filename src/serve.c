@@ -108,6 +108,8 @@ static int resolve(struct request *rq, unsigned bit)
 	}
 	struct route_match m;
 	rq->route = handlers_route_match(buf_cstr(&rq->path), mount_point(rq), &m);
+	rq->route_id = m.id;
+	rq->route_id_len = m.id_len;
 	rq->resp.dialect = rq->route ? rq->route->dialect : route_dialect_for(m.rest);
 	rq->resp.head_only = bit == METHOD_HEAD;
 	/* Before anything else answers: a page on a listed origin must be able to read errors too. */

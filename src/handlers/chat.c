@@ -15,7 +15,8 @@
 
 struct chat {
 	struct openai_stream st;
-	const char *model; /* as the client named it: OpenAI answers with what was asked */
+	const struct openai_request *orq; /* the model as the client named it (OpenAI answers with
+					   * what was asked), reasoning shown, response_format */
 };
 
 /* A refusal before any upstream call, with OpenAI's param and code. */
@@ -30,7 +31,7 @@ static void refuse(struct request *rq, const struct openai_error *e)
 static int on_event(struct relay *r, const struct sse_event *e, const struct anth_event *ev)
 {
 	struct chat *c = r->arg;
-	switch (openai_stream_event(&c->st, e->event, ev, relay_frame(r))) {
+	switch (openai_stream_event(&c->st, e->event, e->data, e->data_len, ev, relay_frame(r))) {
 	case OPENAI_FAILED:
 		return -1; /* the relay holds the error event's type and message */
 	case OPENAI_INVALID:
@@ -56,7 +57,7 @@ static int on_whole(struct relay *r, char *body, size_t len)
 	struct chat *c = r->arg;
 	struct openai_usage u;
 	size_t n;
-	char *out = openai_completion(body, len, c->model, (long)time(NULL), &u, &n);
+	char *out = openai_completion(body, len, c->orq, (long)time(NULL), &u, &n);
 	if (!out)
 		return -1;
 	relay_usage(r, u.input_tokens, u.output_tokens);
@@ -89,6 +90,41 @@ static const struct relay_ops whole_ops = {
 	.on_upstream_error = on_upstream_error,
 };
 
+/* The model the request names, its catalogue rules applied. Returns the upstream's model id
+ * (caller frees), or NULL when it has answered. */
+static char *check_model(struct request *rq, struct openai_request *orq)
+{
+	const struct config *cfg = rq->srv->cfg;
+	struct openai_error oe;
+	struct config_model m;
+	memset(&oe, 0, sizeof oe);
+	if (handlers_model_retired(rq, orq->model, strlen(orq->model), oe.message, sizeof oe.message) ||
+	    (config_model_find(cfg, orq->model, strlen(orq->model), &m) &&
+	     handlers_model_retired(rq, m.target, m.target_len, oe.message, sizeof oe.message))) {
+		/* OpenAI's answer for a model that is gone: 404 model_not_found, before the
+		 * allowlist (the catalogue's suggestion is in the message). */
+		oe.kind = ERR_NOT_FOUND;
+		snprintf(oe.param, sizeof oe.param, "model");
+		oe.code = "model_not_found";
+		refuse(rq, &oe);
+		return NULL;
+	}
+	if (!config_model_find(cfg, orq->model, strlen(orq->model), &m)) {
+		oe.kind = ERR_BAD_REQUEST;
+		snprintf(oe.message, sizeof oe.message, "The model '%.256s' does not exist or is not "
+			 "served here (GET /v1/models lists the models it serves)", orq->model);
+		snprintf(oe.param, sizeof oe.param, "model");
+		oe.code = "model_not_found";
+		refuse(rq, &oe);
+		return NULL;
+	}
+	if (openai_apply_model(orq, config_model_info(cfg, m.target, m.target_len), &oe) < 0) {
+		refuse(rq, &oe);
+		return NULL;
+	}
+	return xstrndup(m.target, m.target_len);
+}
+
 void handle_chat(struct request *rq)
 {
 	const struct config *cfg = rq->srv->cfg;
@@ -103,35 +139,17 @@ void handle_chat(struct request *rq)
 		refuse(rq, &oe);
 		return;
 	}
-	struct config_model m;
-	if (handlers_model_retired(rq, orq.model, strlen(orq.model), oe.message, sizeof oe.message) ||
-	    (config_model_find(cfg, orq.model, strlen(orq.model), &m) &&
-	     handlers_model_retired(rq, m.target, m.target_len, oe.message, sizeof oe.message))) {
-		/* OpenAI's answer for a model that is gone: 404 model_not_found. */
-		oe.kind = ERR_NOT_FOUND;
-		snprintf(oe.param, sizeof oe.param, "model");
-		oe.code = "model_not_found";
-		refuse(rq, &oe);
+	char *target = check_model(rq, &orq);
+	if (!target) {
 		openai_request_release(&orq);
 		return;
 	}
-	if (!config_model_find(cfg, orq.model, strlen(orq.model), &m)) {
-		oe.kind = ERR_BAD_REQUEST;
-		snprintf(oe.message, sizeof oe.message, "The model '%.256s' does not exist or is not "
-			 "served here (GET /v1/models lists the models it serves)", orq.model);
-		snprintf(oe.param, sizeof oe.param, "model");
-		oe.code = "model_not_found";
-		refuse(rq, &oe);
-		openai_request_release(&orq);
-		return;
-	}
-	char *target = xstrndup(m.target, m.target_len);
 	struct upstream_request ur = {.path = "/v1/messages", .stream = orq.stream};
 	char *body = openai_messages_body(&orq, target, &ur.body_len);
 	ur.body = body;
 
-	struct chat c = {.model = orq.model};
-	openai_stream_init(&c.st, orq.model, (long)time(NULL), orq.include_usage);
+	struct chat c = {.orq = &orq};
+	openai_stream_init(&c.st, &orq, (long)time(NULL));
 	relay_run(rq, ur.stream ? &stream_ops : &whole_ops, &c, &ur);
 	openai_stream_release(&c.st);
 	openai_request_release(&orq);

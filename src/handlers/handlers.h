@@ -15,7 +15,7 @@ void handle_summarize(struct request *rq);
 void handle_stream(struct request *rq);
 void handle_healthz(struct request *rq);
 /* The Anthropic-compatible routes: POST /v1/messages, POST /v1/messages/count_tokens,
- * GET /v1/models (messages.c). */
+ * GET /v1/models and /v1/models/{id} (messages.c). */
 void handle_messages(struct request *rq);
 void handle_count_tokens(struct request *rq);
 void handle_models(struct request *rq);

@@ -302,11 +302,59 @@ static time_t model_date(const char *id, size_t n)
 	return timegm(&tm);
 }
 
+/* One model in both APIs' shapes: Anthropic's (type, id, display_name, created_at) and
+ * OpenAI's (object, created, owned_by). New reference. */
+static struct json_object *model_entry(const struct config_model *m)
+{
+	time_t t = model_date(m->target, m->target_len);
+	char created[32];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct buf display;
+	/* Sized to the most it holds: "name (target)". */
+	buf_init(&display, m->name_len + m->target_len + 3);
+	BUF_MUST(buf_append(&display, m->name, m->name_len) ||
+		 (m->name != m->target &&
+		  (buf_appends(&display, " (") || buf_append(&display, m->target, m->target_len) ||
+		   buf_appends(&display, ")"))));
+	struct json_object *e = json_object_new_object();
+	json_object_object_add(e, "type", json_object_new_string("model"));
+	json_object_object_add(e, "id", json_object_new_string_len(m->name, (int)m->name_len));
+	json_object_object_add(e, "display_name", json_object_new_string(buf_cstr(&display)));
+	json_object_object_add(e, "created_at", json_object_new_string(created));
+	json_object_object_add(e, "object", json_object_new_string("model"));
+	json_object_object_add(e, "created", json_object_new_int64((int64_t)t));
+	json_object_object_add(e, "owned_by", json_object_new_string("anthropic"));
+	buf_release(&display);
+	return e;
+}
+
+/* GET /v1/models/{id}: one accepted name, as the list shows it; any other is a 404. */
+static void model_one(struct request *rq)
+{
+	struct config_model m;
+	char msg[400];
+	if (!config_model_find(rq->srv->cfg, rq->route_id, rq->route_id_len, &m)) {
+		snprintf(msg, sizeof msg, "model: '%.*s' is not served here (GET /v1/models lists the "
+			 "models it serves)", (int)(rq->route_id_len > 256 ? 256 : rq->route_id_len),
+			 rq->route_id);
+		request_fail(rq, ERR_NOT_FOUND, msg);
+		return;
+	}
+	struct json_object *o = model_entry(&m);
+	response_json(&rq->resp, 200, o);
+	json_object_put(o);
+}
+
 /* GET /v1/models: answered here, not upstream: the list is what this server accepts. Each entry
- * has the Anthropic API's fields and OpenAI's (object, created, owned_by), so both SDKs'
- * models.list() read it. */
+ * has the Anthropic API's fields and OpenAI's, so both SDKs' models.list() read it. */
 void handle_models(struct request *rq)
 {
+	if (rq->route_id) {
+		model_one(rq);
+		return;
+	}
 	const struct config *cfg = rq->srv->cfg;
 	struct json_object *o = json_object_new_object();
 	struct json_object *data = json_object_new_array();
@@ -316,28 +364,7 @@ void handle_models(struct request *rq)
 		if (!first.name)
 			first = m;
 		last = m;
-		time_t t = model_date(m.target, m.target_len);
-		char created[32];
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		struct buf display;
-		/* Sized to the most it holds: "name (target)". */
-		buf_init(&display, m.name_len + m.target_len + 3);
-		BUF_MUST(buf_append(&display, m.name, m.name_len) ||
-			 (m.name != m.target &&
-			  (buf_appends(&display, " (") || buf_append(&display, m.target, m.target_len) ||
-			   buf_appends(&display, ")"))));
-		struct json_object *e = json_object_new_object();
-		json_object_object_add(e, "type", json_object_new_string("model"));
-		json_object_object_add(e, "id", json_object_new_string_len(m.name, (int)m.name_len));
-		json_object_object_add(e, "display_name", json_object_new_string(buf_cstr(&display)));
-		json_object_object_add(e, "created_at", json_object_new_string(created));
-		json_object_object_add(e, "object", json_object_new_string("model"));
-		json_object_object_add(e, "created", json_object_new_int64((int64_t)t));
-		json_object_object_add(e, "owned_by", json_object_new_string("anthropic"));
-		json_object_array_add(data, e);
-		buf_release(&display);
+		json_object_array_add(data, model_entry(&m));
 	}
 	json_object_object_add(o, "object", json_object_new_string("list"));
 	json_object_object_add(o, "data", data);

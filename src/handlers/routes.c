@@ -21,7 +21,7 @@ static const struct route routes[] = {
 	{.path = "/v1/messages/count_tokens", .handle = handle_count_tokens, .methods = METHOD_POST,
 	 .dialect = DIALECT_ANTHROPIC, .limit = LIMIT_API, .calls_upstream = 1, .api = 1},
 	{.path = "/v1/models", .handle = handle_models, .methods = METHOD_GET | METHOD_HEAD,
-	 .dialect = DIALECT_ANTHROPIC, .limit = LIMIT_NONE, .api = 1},
+	 .dialect = DIALECT_ANTHROPIC, .limit = LIMIT_NONE, .api = 1, .tail = TAIL_ID},
 	{.path = "/v1/chat/completions", .handle = handle_chat, .methods = METHOD_POST,
 	 .dialect = DIALECT_OPENAI, .limit = LIMIT_API, .calls_upstream = 1, .api = 1},
 };

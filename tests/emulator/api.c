@@ -5,6 +5,7 @@
 
 #include "api.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,9 +119,19 @@ static void content_text(struct obuf *out, json_object *content)
 		return;
 	n = json_object_array_length(content);
 	for (size_t i = 0; i < n; i++) {
-		json_object *t;
+		json_object *t, *b = json_object_array_get_idx(content, i);
 
-		if (!json_object_object_get_ex(json_object_array_get_idx(content, i), "text", &t) ||
+		/* A tool result's content is text the model reads: an answer to it repeats it. */
+		if (json_object_object_get_ex(b, "type", &t) && json_object_is_type(t, json_type_string) &&
+		    strcmp(json_object_get_string(t), "tool_result") == 0 &&
+		    json_object_object_get_ex(b, "content", &t)) {
+			if (!first)
+				obuf_add(out, " ", 1);
+			first = false;
+			content_text(out, t);
+			continue;
+		}
+		if (!json_object_object_get_ex(b, "text", &t) ||
 		    !json_object_is_type(t, json_type_string))
 			continue;
 		if (!first)
@@ -335,6 +346,38 @@ static bool check_text_block(json_object *b, const char *path, const char *top, 
 	return check_keys(b, keys, sub, err, n);
 }
 
+/* An image block: a base64 source of a type the API reads, or a URL source. */
+static bool check_image(json_object *b, const char *path, char *err, size_t n)
+{
+	static const char *const keys[] = { "type", "source", "cache_control", NULL };
+	static const char *const types[] = { "image/jpeg", "image/png", "image/gif", "image/webp" };
+	json_object *src = jget(b, "source");
+	const char *st = json_object_get_string(jget(src, "type"));
+	char sub[96];
+
+	if (!json_object_is_type(src, json_type_object) || !st)
+		return fail(err, n, "%s.source: Field required", path);
+	if (strcmp(st, "url") == 0) {
+		if (!is_str(jget(src, "url")))
+			return fail(err, n, "%s.source.url: Field required", path);
+	} else if (strcmp(st, "base64") == 0) {
+		const char *mt = json_object_get_string(jget(src, "media_type"));
+		bool known = false;
+
+		for (size_t i = 0; mt && i < sizeof types / sizeof types[0]; i++)
+			known = known || strcmp(mt, types[i]) == 0;
+		if (!known)
+			return fail(err, n, "%s.source.media_type: Input should be 'image/jpeg', "
+				    "'image/png', 'image/gif' or 'image/webp'", path);
+		if (!is_str(jget(src, "data")))
+			return fail(err, n, "%s.source.data: Field required", path);
+	} else {
+		return fail(err, n, "%s.source.type: Input should be 'base64' or 'url'", path);
+	}
+	snprintf(sub, sizeof sub, "%s.", path);
+	return check_keys(b, keys, sub, err, n);
+}
+
 /* The other blocks a conversation with thinking and tools carries back: their keys, and the
  * string members they need. A thinking block's signature must be the one the emulator gave it. */
 static bool check_other_block(json_object *b, const char *type, const char *path, char *err,
@@ -352,6 +395,8 @@ static bool check_other_block(json_object *b, const char *type, const char *path
 	};
 	char sub[96], sig[SIG_LEN];
 
+	if (strcmp(type, "image") == 0)
+		return check_image(b, path, err, n);
 	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
 		json_object *t;
 
@@ -372,8 +417,8 @@ static bool check_other_block(json_object *b, const char *type, const char *path
 			return fail(err, n, "%s: Invalid `signature` in `thinking` block", path);
 		return true;
 	}
-	return fail(err, n, "%s.type: Input should be 'text', 'thinking', 'redacted_thinking', "
-		    "'tool_use' or 'tool_result'", path);
+	return fail(err, n, "%s.type: Input should be 'text', 'image', 'thinking', "
+		    "'redacted_thinking', 'tool_use' or 'tool_result'", path);
 }
 
 static bool check_block(json_object *b, const char *path, const char *top, char *err, size_t n)
@@ -766,6 +811,161 @@ static json_object *body_json(const struct obuf *b, char *err, size_t n)
 }
 
 
+/* ---- tool calls and structured output ---------------------------------- */
+
+/* A value that fits schema (a JSON Schema, leniently read): the first enum value, the word for a
+ * string, 42 for a number, true, null, one item for an array, every property for an object. */
+static json_object *schema_value(json_object *schema, const struct span *word, int depth)
+{
+	json_object *v = jget(schema, "enum"), *props;
+	const char *type = NULL;
+
+	if (json_object_is_type(v, json_type_array) && json_object_array_length(v))
+		return json_object_get(json_object_array_get_idx(v, 0));
+	if ((v = jget(schema, "anyOf")) && json_object_is_type(v, json_type_array) &&
+	    json_object_array_length(v) && depth < 8)
+		return schema_value(json_object_array_get_idx(v, 0), word, depth + 1);
+	v = jget(schema, "type");
+	if (json_object_is_type(v, json_type_array) && json_object_array_length(v))
+		v = json_object_array_get_idx(v, 0);
+	type = is_str(v) ? json_object_get_string(v) : (props = jget(schema, "properties")) ? "object" : "string";
+	if (strcmp(type, "integer") == 0 || strcmp(type, "number") == 0)
+		return jint(42);
+	if (strcmp(type, "boolean") == 0)
+		return json_object_new_boolean(1);
+	if (strcmp(type, "null") == 0)
+		return NULL;
+	if (strcmp(type, "array") == 0) {
+		json_object *a = json_object_new_array();
+
+		if (depth < 8 && json_object_array_add(a, schema_value(jget(schema, "items"), word, depth + 1)))
+			die("out of memory");
+		return a;
+	}
+	if (strcmp(type, "object") == 0) {
+		json_object *o = jobj();
+
+		props = jget(schema, "properties");
+		if (depth < 8 && json_object_is_type(props, json_type_object)) {
+			json_object_object_foreach(props, k, sub)
+				jset(o, k, schema_value(sub, word, depth + 1));
+		}
+		return o;
+	}
+	return json_object_new_string_len(word->p, (int)word->n);
+}
+
+/* The first word of the prompt, which generated values use ("emu" when it has none). */
+static struct span first_word(const char *src, size_t n)
+{
+	static const struct span none = { "emu", 3 };
+	struct span *tok = NULL, w = none;
+
+	if (scan_words(src, n, &tok))
+		w = tok[0];
+	free(tok);
+	return w;
+}
+
+/* Whether text names name as a word of its own (not inside a longer name). */
+static bool names_tool(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = text; n && (p = strstr(p, name)); p++) {
+		char before = p > text ? p[-1] : ' ', after = p[n];
+
+		if (!isalnum((unsigned char)before) && before != '_' && before != '-' &&
+		    !isalnum((unsigned char)after) && after != '_' && after != '-')
+			return true;
+	}
+	return false;
+}
+
+static void add_call(struct message *m, json_object *tool, const struct span *word)
+{
+	struct tool_call *t;
+	const char *js;
+
+	m->calls = xrealloc(m->calls, (m->ncalls + 1) * sizeof *m->calls);
+	t = &m->calls[m->ncalls];
+	snprintf(t->id, sizeof t->id, "toolu_%s_%zu", m->msg_id + 4, m->ncalls);
+	t->name = xstrndup(json_object_get_string(jget(tool, "name")),
+			   (size_t)json_object_get_string_len(jget(tool, "name")));
+	json_object *input = schema_value(jget(tool, "input_schema"), word, 0);
+	js = json_object_to_json_string_ext(input, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	t->input = xstrndup(js, strlen(js));
+	json_object_put(input);
+	m->ncalls++;
+}
+
+/*
+ * Tool calls, deterministic: when the request has tools, tool_choice is not none and the last
+ * user turn is not tool results, a forced choice calls its tool (any: the first), else every
+ * tool whose name the prompt mentions is called, in the order of tools. Returns the number of
+ * calls (0: answer with text).
+ */
+static size_t answer_tools(struct message *m, json_object *root, const char *last, size_t n)
+{
+	json_object *tools = jget(root, "tools"), *msgs = jget(root, "messages");
+	const char *choice = json_object_get_string(jget(jget(root, "tool_choice"), "type"));
+	const char *forced = json_object_get_string(jget(jget(root, "tool_choice"), "name"));
+	json_object *lastmsg = json_object_array_get_idx(msgs, json_object_array_length(msgs) - 1);
+	size_t len = json_object_is_type(tools, json_type_array) ? json_object_array_length(tools) : 0;
+	struct span word = first_word(last, n);
+
+	if (!len || (choice && strcmp(choice, "none") == 0) || has_block(jget(lastmsg, "content"), "tool_result"))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		json_object *t = json_object_array_get_idx(tools, i);
+		const char *name = json_object_get_string(jget(t, "name"));
+
+		if (!name)
+			continue;
+		if (choice && strcmp(choice, "tool") == 0 ? forced && strcmp(name, forced) == 0
+		    : choice && strcmp(choice, "any") == 0 ? i == 0 || names_tool(last, name)
+		    : names_tool(last, name))
+			add_call(m, t, &word);
+		if (m->ncalls && json_object_get_boolean(jget(jget(root, "tool_choice"),
+							     "disable_parallel_tool_use")))
+			break;
+	}
+	if (m->ncalls) {
+		m->text = xstrndup("", 0);
+		m->doff = xcalloc(1, sizeof *m->doff);
+		m->stop_reason = "tool_use";
+		m->out_tok = (long)m->ncalls * 8;
+	}
+	return m->ncalls;
+}
+
+/* Structured output (output_config.format): the text is a value that fits the schema, in
+ * pieces as a stream sends it. */
+static bool answer_format(struct message *m, json_object *root, const char *last, size_t n)
+{
+	json_object *fmt = jget(jget(root, "output_config"), "format");
+	struct span word = first_word(last, n);
+	json_object *v;
+	const char *js;
+	size_t k = 0;
+
+	if (!fmt)
+		return false;
+	v = schema_value(jget(fmt, "schema"), &word, 0);
+	js = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	m->text_len = strlen(js);
+	m->text = xstrndup(js, m->text_len);
+	json_object_put(v);
+	m->doff = xcalloc(m->text_len + 1, sizeof *m->doff);
+	for (size_t off = 0; off < m->text_len; off += message_piece_len(m->text + off, m->text_len - off))
+		m->doff[k++] = off;
+	m->doff[k] = m->text_len;
+	m->ndeltas = k;
+	m->stop_reason = "end_turn";
+	m->out_tok = (long)k;
+	return true;
+}
+
 /* The answer of a valid request, started on c: the message, and how to deliver it. */
 static void job_start(struct conn *c, json_object *root, const struct opts *o, enum fault f,
 		      const struct think *t, const char *last, size_t last_len)
@@ -790,8 +990,9 @@ static void job_start(struct conn *c, json_object *root, const struct opts *o, e
 	} else {
 		if (t->on)
 			answer_think(&m, t, o->thinking, max_tokens);
-		answer_build(&m, last, last_len, o->words >= 0 ? o->words : api_config.words,
-			     max_tokens - m.think_tok, jget(root, "stop_sequences"));
+		if (!answer_tools(&m, root, last, last_len) && !answer_format(&m, root, last, last_len))
+			answer_build(&m, last, last_len, o->words >= 0 ? o->words : api_config.words,
+				     max_tokens - m.think_tok, jget(root, "stop_sequences"));
 		m.out_tok += m.think_tok;
 	}
 	stream_start(c, &d, &m);

@@ -39,12 +39,21 @@ json_object *message_json(const struct message *m, bool start)
 		if (json_object_array_add(content, b) != 0)
 			die("out of memory");
 	}
-	/* Thinking that ran to max_tokens leaves no text block at all. */
-	if (!start && (!m->thinking || m->ndeltas)) {
+	if (!start && message_has_text(m)) {
 		json_object *b = jobj();
 
 		jset(b, "type", jstr("text"));
 		jset(b, "text", json_object_new_string_len(m->text, (int)m->text_len));
+		if (json_object_array_add(content, b) != 0)
+			die("out of memory");
+	}
+	for (size_t i = 0; !start && i < m->ncalls; i++) {
+		json_object *b = jobj();
+
+		jset(b, "type", jstr("tool_use"));
+		jset(b, "id", jstr(m->calls[i].id));
+		jset(b, "name", jstr(m->calls[i].name));
+		jset(b, "input", json_tokener_parse(m->calls[i].input));
 		if (json_object_array_add(content, b) != 0)
 			die("out of memory");
 	}
@@ -64,8 +73,29 @@ void message_signature(const char *thinking, size_t n, char out[SIG_LEN])
 	snprintf(out, SIG_LEN, "EmuSig%016llx", (unsigned long long)h);
 }
 
+bool message_has_text(const struct message *m)
+{
+	return m->ndeltas || (!m->thinking && !m->ncalls);
+}
+
+size_t message_piece_len(const char *s, size_t n)
+{
+	size_t k = n < PIECE_MAX ? n : PIECE_MAX;
+
+	while (k < n && k > 1 && ((unsigned char)s[k] & 0xc0) == 0x80)
+		k--;
+	while (k < n && ((unsigned char)s[k] & 0xc0) == 0x80)
+		k++; /* one character longer than a piece: it goes whole */
+	return k;
+}
+
 void message_free(struct message *m)
 {
+	for (size_t i = 0; i < m->ncalls; i++) {
+		free(m->calls[i].name);
+		free(m->calls[i].input);
+	}
+	free(m->calls);
 	free(m->thinking);
 	free(m->model);
 	free(m->text);

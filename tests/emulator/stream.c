@@ -174,10 +174,9 @@ static bool fault_due(const struct job *j)
 	return j->sent == at;
 }
 
-/* Thinking that ran to max_tokens leaves no text block at all. */
 static bool text_block(const struct job *j)
 {
-	return !j->msg.thinking || j->msg.ndeltas;
+	return message_has_text(&j->msg);
 }
 
 static void emit_block_start(struct conn *c, int index, const char *type)
@@ -205,6 +204,30 @@ static void emit_delta(struct conn *c, int index, const char *type, const char *
 	jset(d, key, json_object_new_string_len(text, (int)n));
 	jset(o, "delta", d);
 	emit_json(c, "content_block_delta", o);
+}
+
+/* One tool_use block: its start (id, name, empty input), its input in pieces of input_json_delta
+ * (one event each, as the API streams it), its stop. */
+static void emit_tool(struct conn *c, int index, const struct tool_call *t)
+{
+	json_object *o = jobj(), *b = jobj();
+	char stop[64];
+	size_t n = strlen(t->input);
+
+	jset(b, "type", jstr("tool_use"));
+	jset(b, "id", jstr(t->id));
+	jset(b, "name", jstr(t->name));
+	jset(b, "input", jobj());
+	jset(o, "type", jstr("content_block_start"));
+	jset(o, "index", jint(index));
+	jset(o, "content_block", b);
+	emit_json(c, "content_block_start", o);
+	for (size_t off = 0, k; off < n; off += k) {
+		k = message_piece_len(t->input + off, n - off);
+		emit_delta(c, index, "input_json_delta", "partial_json", t->input + off, k);
+	}
+	snprintf(stop, sizeof stop, "{\"type\":\"content_block_stop\",\"index\":%d}", index);
+	emit_lit(c, "content_block_stop", stop);
 }
 
 /* The thinking block, whole, before the text: its text (none when omitted), its signature. */
@@ -298,6 +321,9 @@ static void stream_tail(struct conn *c)
 		jset(stop, "index", jint(j->msg.thinking ? 1 : 0));
 		emit_json(c, "content_block_stop", stop);
 	}
+	for (size_t i = 0; i < j->msg.ncalls; i++)
+		emit_tool(c, (j->msg.thinking ? 1 : 0) + (text_block(j) ? 1 : 0) + (int)i,
+			  &j->msg.calls[i]);
 	jset(d, "stop_reason", jstr(j->msg.stop_reason));
 	jset(d, "stop_sequence", j->msg.stop_seq ? jstr(j->msg.stop_seq) : NULL);
 	jset(o, "type", jstr("message_delta"));

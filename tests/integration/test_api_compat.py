@@ -399,8 +399,10 @@ def check_chat(tap, s):
                           "messages": [{"role": "user", "content": "earlier question"},
                                        {"role": "assistant", "content": "earlier answer"},
                                        {"role": "user", "content": [{"type": "text", "text": text}]}],
-                          "temperature": 0.25, "top_p": 0.9, "stop_sequences": ["\n\nEND"]},
-           "chat: translated to Messages (alias, system, turns, defaults; ignored fields dropped)")
+                          "temperature": 0.25, "top_p": 0.9, "stop_sequences": ["\n\nEND"],
+                          "thinking": {"type": "disabled"}},
+           "chat: translated to Messages (alias, system, turns, defaults; ignored fields dropped; "
+           "no thinking unless asked for)")
 
     st, _, js, _ = chat(base, {"model": SONNET, "max_tokens": 3, "messages": [{"role": "user", "content": "a b c d e"}]})
     tap.ok(st == 200 and js["choices"][0]["finish_reason"] == "length"
@@ -413,10 +415,10 @@ def check_chat(tap, s):
 
     bad = [
         ({"n": 2}, "n", "unsupported_parameter"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_parameter"),
-        ({"tool_choice": "auto"}, "tool_choice", "unsupported_parameter"),
+        ({"tools": [{"type": "function", "function": {"name": "f g"}}]}, "tools.[0].function.name", None),
+        ({"tool_choice": "required"}, "tool_choice", None),
         ({"functions": [{"name": "f"}]}, "functions", "unsupported_parameter"),
-        ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+        ({"response_format": {"type": "xml"}}, "response_format", "unsupported_value"),
         ({"logprobs": True}, "logprobs", "unsupported_parameter"),
         ({"top_logprobs": 2}, "top_logprobs", "unsupported_parameter"),
         ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),
@@ -430,11 +432,13 @@ def check_chat(tap, s):
         ({"model": "gpt-5"}, "model", "model_not_found"),
         ({"messages": [{"role": "user", "content": [
             {"type": "text", "text": "what is this"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}]},
-         "messages.[0].content.[1].type", "unsupported_value"),
+            {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA=="}}]}]},
+         "messages.[0].content.[1].image_url.url", "invalid_image_url"),
         ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
          "messages.[0].content.[0].type", "unsupported_value"),
-        ({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r", "tool_call_id": "t"}]},
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}]},
+         "messages.[1].tool_call_id", None),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "function", "content": "r"}]},
          "messages.[1].role", "unsupported_value"),
         ({"messages": [{"role": "system", "content": "only a system turn"}]}, "messages", None),
     ]

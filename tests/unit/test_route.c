@@ -61,7 +61,8 @@ static void test_exact(void)
 	tap_is_str(routed("/ai/%73tream", "/ai"), "-", "percent-escape: no route");
 	tap_is_str(routed("/ai/stream/", "/ai"), "-", "trailing slash: no route");
 	tap_is_str(routed("/ai/Stream", "/ai"), "-", "case counts");
-	tap_is_str(routed("/v1/models/claude-x", ""), "-", "no id segment on a plain row");
+	tap_is_str(routed("/v1/messages/claude-x", ""), "-", "no id segment on a plain row");
+	tap_is_str(routed("/v1/models/claude-x", ""), "/v1/models", "/v1/models takes an id segment");
 	struct route_match m;
 	handlers_route_match("/ai/nope", "/ai", &m);
 	tap_is_str(m.rest, "/nope", "no route: the rest below the mount point");
@@ -119,8 +120,8 @@ static void test_table(void)
 	       "/v1/chat/completions: OpenAI errors");
 	r = handlers_route_lookup("/v1/models");
 	tap_ok(r && r->handle == handle_models && r->api && r->limit == LIMIT_NONE && !r->calls_upstream &&
-		       r->tail == TAIL_NONE,
-	       "/v1/models: answered locally, no body, no id segment yet");
+		       r->tail == TAIL_ID,
+	       "/v1/models: answered locally, no body, an id segment for one model");
 	tap_ok(!handlers_route_lookup("/summarize")->api && !handlers_route_lookup("/stream")->api,
 	       "our own routes take no client key");
 }

@@ -1,0 +1,73 @@
+// The Vercel AI SDK (`ai`), unmodified, with its OpenAI provider in chat mode (openai.chat(model):
+// /v1/chat/completions; its default Responses mode needs /v1/responses) and its Anthropic
+// provider (/v1/messages), against llm-fcgi. Run by test_clients.py with PROVIDER (openai or
+// anthropic), BASE_URL (the gateway's root), CLIENT_KEY, MODEL and ID (a prefix for the emulator's
+// statistics ids) set; prints one JSON object of observations.
+import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
+import { createAnthropic } from '@ai-sdk/anthropic';
+import { createOpenAI } from '@ai-sdk/openai';
+
+const { PROVIDER, BASE_URL, CLIENT_KEY, MODEL, ID } = process.env;
+const model = PROVIDER === 'openai'
+  ? createOpenAI({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY }).chat(MODEL)
+  : createAnthropic({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY })(MODEL);
+const out = {};
+
+async function step(name, fn) {
+  try {
+    out[name] = { ok: true, ...(await fn()) };
+  } catch (e) {
+    out[name] = { ok: false, error: { name: e.constructor.name, message: String(e.message), status: e.statusCode ?? null } };
+  }
+}
+
+// The client runs the tool itself; the emulator answers the results' turn with their text.
+const weather = {
+  get_weather: tool({
+    description: 'The weather in a city',
+    inputSchema: jsonSchema({
+      type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false,
+    }),
+    execute: async ({ city }) => `sunny in ${city}`,
+  }),
+};
+
+function steps(r) {
+  return r.steps.map((s) => ({
+    finishReason: s.finishReason, text: s.text,
+    toolCalls: s.toolCalls.map((c) => ({ id: c.toolCallId, name: c.toolName, input: c.input })),
+    toolResults: s.toolResults.map((t) => ({ id: t.toolCallId, output: t.output })),
+  }));
+}
+
+await step('text', async () => {
+  const r = await generateText({ model, prompt: `alpha beta gamma [[emu:id=${ID}-text,words=6]]`, maxOutputTokens: 256 });
+  return { text: r.text, finishReason: r.finishReason, usage: r.usage };
+});
+
+await step('stream', async () => {
+  const r = streamText({ model, prompt: `one two three [[emu:id=${ID}-stream,words=9]]`, maxOutputTokens: 256 });
+  const parts = [];
+  for await (const t of r.textStream) parts.push(t);
+  return { parts, finishReason: await r.finishReason, usage: await r.usage };
+});
+
+await step('tools', async () => {
+  const r = await generateText({
+    model, tools: weather, stopWhen: stepCountIs(3), maxOutputTokens: 256,
+    prompt: `Paris please use get_weather [[emu:id=${ID}-tools]]`,
+  });
+  return { text: r.text, steps: steps(r) };
+});
+
+await step('tools_stream', async () => {
+  const r = streamText({
+    model, tools: weather, stopWhen: stepCountIs(3), maxOutputTokens: 256,
+    prompt: `Rome please use get_weather [[emu:id=${ID}-tstream]]`,
+  });
+  const deltas = [];
+  for await (const p of r.fullStream) if (p.type === 'tool-input-delta') deltas.push(p.delta);
+  return { text: await r.text, steps: steps({ steps: await r.steps }), deltas };
+});
+
+console.log(JSON.stringify(out));
