@@ -542,8 +542,15 @@ int main(int argc, char **argv)
 		rc = serve_cgi(&app.cfg, app.store);
 	else if (app.cfg.workers > 0)
 		rc = run_pool(&app);
-	else
+	else {
+		/* Started one process at a time (spawn-fcgi -F, mod_fcgid, lighttpd's bin-path): the
+		 * pool's memory is this process's alone, and so would be every limit. */
+		if (app.cfg.limits_file && !strcmp(store_backend(app.store), "shm"))
+			log_warn("limits_file without state_file or limits_store, and no -c: this "
+				 "process counts alone, apart from the others the web server or "
+				 "spawn-fcgi started; set state_file to share the counters");
 		rc = serve_fastcgi(&app, NULL, NULL);
+	}
 	tls_cleanup();
 	upstream_global_cleanup();
 	store_close(app.store);

@@ -16,13 +16,26 @@ STORE = os.environ.get("LLM_TEST_LIMITS_STORE", "")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+REDIS_DBS = {}  # a settings directory's Redis database: its own counters, as a state file's
+
+
+def store_for(tmp):
+    """STORE with a database of tmp's own: Redis's counters outlive a stack, and one check's spend
+    must not be the next one's (the pool restarted on the same directory gets the same one)."""
+    base, _, db = STORE.rpartition("/")
+    if not db.isdigit():
+        return STORE
+    n = REDIS_DBS.setdefault(tmp, len(REDIS_DBS))
+    return "%s/%d" % (base, (int(db) + n) % 16)
+
+
 def settings(tmp, limits, extra=None):
     path = os.path.join(tmp, "limits")
     with open(path, "w") as f:
         f.write(limits)
     s = {"limits_file": path, "state_file": os.path.join(tmp, "state")}
     if STORE:
-        s["limits_store"] = STORE
+        s["limits_store"] = store_for(tmp)
     s.update(extra or {})
     return s
 
