@@ -164,8 +164,10 @@ static int add_call(struct turns *t, struct json_object *item, const char *at,
 			      "digits, _ or -) and arguments (a string)", at);
 	struct json_object *input = *args ? json_tokener_parse(args) : json_object_new_object();
 	if (!json_object_is_type(input, json_type_object)) {
+		char param[96];
 		json_object_put(input);
-		return refuse(e, at, NULL, "%s.arguments: must be a JSON object", at);
+		snprintf(param, sizeof param, "%s.arguments", at);
+		return refuse(e, param, NULL, "%s: must be a JSON object", param);
 	}
 	struct json_object *b = json_object_new_object();
 	json_object_object_add(b, "type", json_object_new_string("tool_use"));
@@ -223,8 +225,10 @@ static int add_reasoning(struct turns *t, struct json_object *item, const char *
 	int ok = (is_type(b, "thinking") && jx_string(b, "thinking") && jx_string(b, "signature")) ||
 		 (is_type(b, "redacted_thinking") && jx_string(b, "data"));
 	if (!ok) {
+		char param[96];
 		json_object_put(b);
-		return refuse(e, at, NULL, "%s.encrypted_content: is not one this server gave", at);
+		snprintf(param, sizeof param, "%s.encrypted_content", at);
+		return refuse(e, param, NULL, "%s: is not one this server gave", param);
 	}
 	add_block(t, "assistant", b);
 	return 0;

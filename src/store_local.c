@@ -34,7 +34,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -71,7 +70,8 @@ struct holder {
 
 struct blob {
 	_Atomic uint64_t hash; /* 0: free */
-	long long written, expires;
+	uint64_t written; /* the header's blob_writes when written: oldest first out */
+	long long expires;
 	uint32_t len;
 	char key[STORE_BLOB_KEY_MAX];
 	char data[STORE_BLOB_MAX];
@@ -89,6 +89,7 @@ struct header {
 	uint32_t holders_used;         /* high-water mark of the holder slots ever taken */
 	uint64_t redo_slot;
 	struct slot redo;
+	uint64_t blob_writes; /* blob writes ever: the order of the slots' writes */
 };
 
 struct local {
@@ -488,7 +489,7 @@ static struct blob *blob_find(struct local *l, const char *key, uint64_t hash, l
 			      int *found)
 {
 	struct blob *spare = NULL;
-	long long spare_age = LLONG_MAX;
+	uint64_t spare_age = UINT64_MAX;
 	*found = 0;
 	for (unsigned i = 0; i < BLOBS; i++) {
 		struct blob *b = &l->blobs[i];
@@ -497,7 +498,7 @@ static struct blob *blob_find(struct local *l, const char *key, uint64_t hash, l
 			*found = 1;
 			return b;
 		}
-		long long age = !h || b->expires < now ? LLONG_MIN : b->written;
+		uint64_t age = !h || b->expires < now ? 0 : b->written;
 		if (age < spare_age || !spare) {
 			spare = b;
 			spare_age = age;
@@ -519,7 +520,7 @@ static enum store_result local_put_blob(struct store *st, const char *key, const
 	snprintf(b->key, sizeof b->key, "%s", key);
 	memcpy(b->data, data, len);
 	b->len = (uint32_t)len;
-	b->written = now;
+	b->written = ++l->h->blob_writes;
 	b->expires = now + ttl_s;
 	atomic_store_explicit(&b->hash, hash, memory_order_release);
 	unlock(l);
