@@ -69,7 +69,7 @@ static struct json_object *text_block(struct json_object *text)
 }
 
 /* A function or tool name as both APIs take it: 1 to 64 of [A-Za-z0-9_-]. */
-static int name_ok(const char *s)
+int openai_name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 	return n >= 1 && n <= 64 &&
@@ -127,7 +127,7 @@ static long long base64_size(const char *s, size_t n)
 
 /* The source of an image block for an image_url url: a data: URL with base64 data of one of the
  * types the Messages API reads, or an https URL. Returns a new reference, or NULL (refused). */
-static struct json_object *image_source(const char *url, size_t len, const char *param,
+struct json_object *openai_image_source(const char *url, size_t len, const char *param,
 					struct openai_error *e)
 {
 	static const char *const types[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
@@ -181,7 +181,7 @@ static struct json_object *image_block(struct json_object *part, size_t i, size_
 		refuse(e, param, NULL, "%s: must be a string", param);
 		return NULL;
 	}
-	struct json_object *src = image_source(json_object_get_string(u),
+	struct json_object *src = openai_image_source(json_object_get_string(u),
 					       (size_t)json_object_get_string_len(u), param, e);
 	if (!src)
 		return NULL;
@@ -276,7 +276,7 @@ static struct json_object *tool_use_block(struct json_object *call, size_t i, si
 	const char *id = jx_string(call, "id"), *type = jx_string(call, "type");
 	snprintf(param, sizeof param, "messages.[%zu].tool_calls.[%zu]", i, j);
 	if (!id || !*id || (type && strcmp(type, "function") != 0) ||
-	    !json_object_object_get_ex(call, "function", &fn) || !name_ok(jx_string(fn, "name"))) {
+	    !json_object_object_get_ex(call, "function", &fn) || !openai_name_ok(jx_string(fn, "name"))) {
 		refuse(e, param, NULL, "%s: must be {\"id\", \"type\": \"function\", \"function\": "
 		       "{\"name\", \"arguments\"}} with a name of 1 to 64 letters, digits, _ or -",
 		       param);
@@ -486,7 +486,7 @@ static int parse_max_tokens(struct json_object *root, const struct openai_limits
 }
 
 /* temperature or top_p: a number from 0 to 1 (OpenAI's temperature goes to 2; Claude's to 1). */
-static int parse_unit(struct json_object *root, const char *name, struct json_object **out,
+int openai_parse_unit(struct json_object *root, const char *name, struct json_object **out,
 		      struct openai_error *e)
 {
 	struct json_object *v;
@@ -540,7 +540,7 @@ static struct json_object *tool_def(struct json_object *t, size_t i, struct open
 		return NULL;
 	}
 	snprintf(param, sizeof param, "tools.[%zu].function.name", i);
-	if (!json_object_object_get_ex(t, "function", &fn) || !name_ok(jx_string(fn, "name"))) {
+	if (!json_object_object_get_ex(t, "function", &fn) || !openai_name_ok(jx_string(fn, "name"))) {
 		refuse(e, param, NULL, "%s: must be 1 to 64 letters, digits, _ or -", param);
 		return NULL;
 	}
@@ -602,7 +602,7 @@ static int parse_tool_choice(struct json_object *v, struct openai_request *rq,
 		}
 	const char *type = json_object_is_type(v, json_type_object) ? jx_string(v, "type") : NULL;
 	if (type && strcmp(type, "function") == 0 && json_object_object_get_ex(v, "function", &fn) &&
-	    name_ok(jx_string(fn, "name"))) {
+	    openai_name_ok(jx_string(fn, "name"))) {
 		rq->tool_choice = OPENAI_TC_NAMED;
 		rq->tool_name = jx_string(fn, "name");
 		return 0;
@@ -625,7 +625,7 @@ static int parse_response_format(struct json_object *v, struct openai_request *r
 	if (!type || strcmp(type, "json_schema") != 0)
 		return refuse(e, "response_format", "unsupported_value", "response_format: the type "
 			      "must be text, json_object or json_schema");
-	if (!json_object_object_get_ex(v, "json_schema", &js) || !name_ok(jx_string(js, "name")) ||
+	if (!json_object_object_get_ex(v, "json_schema", &js) || !openai_name_ok(jx_string(js, "name")) ||
 	    !json_object_object_get_ex(js, "schema", &schema) ||
 	    !json_object_is_type(schema, json_type_object))
 		return refuse(e, "response_format.json_schema", NULL, "response_format.json_schema: "
@@ -779,8 +779,8 @@ static int parse_rest(struct openai_request *rq, const struct seen *seen,
 		}
 	}
 	if (parse_max_tokens(rq->root, lim, rq, e) < 0 ||
-	    parse_unit(rq->root, "temperature", &rq->temperature, e) < 0 ||
-	    parse_unit(rq->root, "top_p", &rq->top_p, e) < 0)
+	    openai_parse_unit(rq->root, "temperature", &rq->temperature, e) < 0 ||
+	    openai_parse_unit(rq->root, "top_p", &rq->top_p, e) < 0)
 		return -1;
 	return 0;
 }
@@ -1140,7 +1140,7 @@ const char *openai_finish_reason(const char *stop_reason)
 
 /* Counts from a Messages usage object; absent counts leave *u as it was (a stream's
  * message_delta need not repeat what message_start said). */
-static void read_usage(struct json_object *usage, struct openai_usage *u)
+void openai_read_usage(struct json_object *usage, struct openai_usage *u)
 {
 	struct anth_usage a;
 	anthropic_read_usage(usage, &a);
@@ -1282,7 +1282,7 @@ char *openai_completion(const char *body, size_t len, const struct openai_reques
 		return NULL; /* the relay answers 502: not an answer this server can pass on */
 	}
 	if (json_object_object_get_ex(root, "usage", &usage))
-		read_usage(usage, u);
+		openai_read_usage(usage, u);
 	char id[160];
 	completion_id(jx_string(root, "id"), id, sizeof id);
 
@@ -1464,7 +1464,7 @@ static void message_start(struct openai_stream *s, const struct anth_event *ev, 
 	if (json_object_object_get_ex(ev->root, "message", &m)) {
 		completion_id(jx_string(m, "id"), s->id, sizeof s->id);
 		if (json_object_object_get_ex(m, "usage", &u))
-			read_usage(u, &s->usage);
+			openai_read_usage(u, &s->usage);
 	}
 	delta = json_object_new_object();
 	json_object_object_add(delta, "role", json_object_new_string("assistant"));
@@ -1488,7 +1488,7 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name, 
 			snprintf(s->stop_reason, sizeof s->stop_reason, "%s", ev->stop_reason);
 		/* Cumulative: it replaces what message_start said. */
 		if (json_object_object_get_ex(ev->root, "usage", &u))
-			read_usage(u, &s->usage);
+			openai_read_usage(u, &s->usage);
 		return OPENAI_GO_ON;
 	case ANTH_EV_MESSAGE_STOP:
 		/* Only now is the answer known to be whole: the finish reason is a claim of that. */

@@ -81,6 +81,18 @@ struct openai_request {
 	int show_reasoning;   /* thinking goes to the client as reasoning_content */
 };
 
+/* Pieces the Responses API's translation (responses.c) shares. */
+/* A function or tool name as both APIs take it: 1 to 64 of [A-Za-z0-9_-]. */
+int openai_name_ok(const char *s);
+/* The source of an image block for an image URL (an https URL, or a data: URL of base64 JPEG, PNG,
+ * GIF or WebP of at most OPENAI_IMAGE_MAX bytes): a new reference, or NULL with *e naming param. */
+struct json_object *openai_image_source(const char *url, size_t len, const char *param,
+					struct openai_error *e);
+/* root's temperature or top_p (name): a number from 0 to 1, borrowed into *out (NULL when
+ * absent). Returns 0, or -1 with *e set. */
+int openai_parse_unit(struct json_object *root, const char *name, struct json_object **out,
+		      struct openai_error *e);
+
 /* Reads and checks a Chat Completions request body. Returns 0 (release rq after use), or -1
  * with *e set and rq empty. */
 int openai_parse_request(const char *body, size_t len, const struct openai_limits *lim,
@@ -113,6 +125,9 @@ struct openai_usage {
 	long cache_read_tokens;
 	long output_tokens;
 };
+
+/* Counts from a Messages usage object; absent counts leave *u as it was. */
+void openai_read_usage(struct json_object *usage, struct openai_usage *u);
 
 /* Translates a Messages API answer to rq (borrowed: the model the client asked for, whether
  * reasoning is shown, the response_format tool) into a chat.completion created at the Unix time

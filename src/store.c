@@ -63,6 +63,27 @@ void store_release(struct store *s, const char *name)
 		s->ops->release(s, name);
 }
 
+static int blob_key_ok(const char *key)
+{
+	return key && memchr(key, '\0', STORE_BLOB_KEY_MAX) != NULL;
+}
+
+enum store_result store_put_blob(struct store *s, const char *key, const void *data, size_t len,
+				 long long ttl_s)
+{
+	if (!blob_key_ok(key) || len > STORE_BLOB_MAX)
+		return STORE_FULL;
+	return s->ops->put_blob(s, key, data, len, ttl_s);
+}
+
+enum store_result store_get_blob(struct store *s, const char *key, struct buf *out, int *found)
+{
+	*found = 0;
+	if (!blob_key_ok(key))
+		return STORE_OK;
+	return s->ops->get_blob(s, key, out, found);
+}
+
 enum store_result store_each(struct store *s, const char *prefix, store_each_fn fn, void *arg)
 {
 	return s->ops->each(s, prefix ? prefix : "", fn, arg);

@@ -16,7 +16,12 @@
  * windows roll over without anybody resetting them; expires_at (Unix seconds) lets a backend
  * reclaim the space. Concurrency is never a stored counter: it is counted from live holders
  * (pid and start time locally, keys with a TTL in Redis), so a process that dies holding a place
- * leaks nothing. */
+ * leaks nothing.
+ *
+ * Blobs: a small bounded store of key -> bytes that expire (the Responses API's recent responses,
+ * which clients refer to by id in later turns): at most STORE_BLOB_MAX bytes each; locally a fixed
+ * number of slots where a new blob takes a free or expired slot, else the least recently written,
+ * so the oldest go first; in Redis a string with a TTL. */
 #ifndef LLM_STORE_H
 #define LLM_STORE_H
 
@@ -57,6 +62,17 @@ enum store_result store_set(struct store *s, const char *name, long long bucket,
 enum store_result store_acquire(struct store *s, const char *name, unsigned limit, int *taken,
 				unsigned *holders);
 void store_release(struct store *s, const char *name);
+
+#define STORE_BLOB_KEY_MAX 64          /* bytes in a blob's key, NUL included */
+#define STORE_BLOB_MAX (192u * 1024)   /* bytes in one blob */
+
+/* Keeps len bytes of data under key for ttl_s seconds (or until evicted), replacing what the key
+ * held. STORE_FULL when the key or the data is too long. */
+enum store_result store_put_blob(struct store *s, const char *key, const void *data, size_t len,
+				 long long ttl_s);
+/* Appends the blob under key to out and sets *found (0: none, or expired, or evicted); a blob out
+ * cannot hold is STORE_FULL. */
+enum store_result store_get_blob(struct store *s, const char *key, struct buf *out, int *found);
 
 /* Calls fn for every counter whose name starts with prefix, in no particular order. */
 typedef void (*store_each_fn)(void *arg, const char *name, long long bucket, long long value);

@@ -23,6 +23,10 @@ struct store_ops {
 	void (*release)(struct store *s, const char *name);
 	enum store_result (*each)(struct store *s, const char *prefix, store_each_fn fn,
 				  void *arg);
+	enum store_result (*put_blob)(struct store *s, const char *key, const void *data,
+				      size_t len, long long ttl_s);
+	enum store_result (*get_blob)(struct store *s, const char *key, struct buf *out,
+				      int *found);
 	void (*after_fork)(struct store *s); /* may be NULL */
 	void (*close)(struct store *s);      /* frees s */
 };

@@ -2,7 +2,8 @@
  * memory-mapped file, which share one layout:
  *
  *   header (magic, version, capacity, holders, a checksum of those) | the lock and the redo
- *   record | capacity counter slots (open addressing, linear probing) | holder slots
+ *   record | capacity counter slots (open addressing, linear probing) | holder slots |
+ *   BLOBS blob slots
  *
  * Every update runs under one lock, a word holding its owner's pid and start time (from
  * /proc/PID/stat). A process killed while it holds the lock cannot wedge the others: a waiter
@@ -19,7 +20,12 @@
  *
  * Concurrency holders are slots of (owner, name hash), the owner again pid and start time:
  * counting them checks each owner alive (kill 0, then /proc when the count reaches the limit),
- * so a holder that died is dropped on the next count and nothing leaks. */
+ * so a holder that died is dropped on the next count and nothing leaks.
+ *
+ * Blob slots are few and large, so they are scanned, not hashed, and written without the redo
+ * record: a write clears the slot's hash, copies the key and the bytes, and sets the hash last, so
+ * a writer that dies half way leaves a free slot, never a half blob under a key. A new key takes
+ * a free or expired slot, else the one written longest ago. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* O_NOFOLLOW, MAP_ANONYMOUS under -std=c11 */
 #endif
@@ -43,12 +49,13 @@
 
 #include "log.h"
 
-#define MAGIC "llmfcgi\x01"
+#define MAGIC "llmfcgi\x02" /* \x02: the blob slots were added */
 #define LAYOUT_VERSION 1u
 #define HOLDERS 4096u                  /* concurrent requests on one host, every pool together */
 #define MAX_COUNTERS (1ull << 24)      /* 2.7 GB of slots: a bad header, not a real file */
 #define START_BITS 40                  /* clock ticks since boot: 348 years at 100 Hz */
 #define SPINS_BEFORE_CHECK 64
+#define BLOBS 96u /* of STORE_BLOB_MAX bytes: 18 MiB, given memory only as they are written */
 
 struct slot {
 	uint64_t hash; /* 0: never used */
@@ -59,6 +66,15 @@ struct slot {
 struct holder {
 	_Atomic uint64_t owner; /* 0: free */
 	uint64_t hash;
+};
+
+struct blob {
+	_Atomic uint64_t hash; /* 0: free */
+	uint64_t written; /* the header's blob_writes when written: oldest first out */
+	long long expires;
+	uint32_t len;
+	char key[STORE_BLOB_KEY_MAX];
+	char data[STORE_BLOB_MAX];
 };
 
 struct header {
@@ -73,6 +89,7 @@ struct header {
 	uint32_t holders_used;         /* high-water mark of the holder slots ever taken */
 	uint64_t redo_slot;
 	struct slot redo;
+	uint64_t blob_writes; /* blob writes ever: the order of the slots' writes */
 };
 
 struct local {
@@ -80,6 +97,7 @@ struct local {
 	struct header *h;
 	struct slot *slots;
 	struct holder *holders;
+	struct blob *blobs;
 	size_t size;
 	int fd; /* -1 for shared memory */
 };
@@ -93,7 +111,8 @@ static size_t header_size(void)
 
 static size_t region_size(uint64_t capacity, uint64_t holders)
 {
-	return header_size() + capacity * sizeof(struct slot) + holders * sizeof(struct holder);
+	return header_size() + capacity * sizeof(struct slot) + holders * sizeof(struct holder) +
+	       BLOBS * sizeof(struct blob);
 }
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -131,6 +150,7 @@ static void attach(struct local *l, void *region, size_t size)
 	l->size = size;
 	l->slots = (struct slot *)((char *)region + header_size());
 	l->holders = (struct holder *)(l->slots + l->h->capacity);
+	l->blobs = (struct blob *)(l->holders + l->h->holders);
 }
 
 static uint64_t round_capacity(size_t counters)
@@ -461,6 +481,73 @@ static enum store_result local_each(struct store *st, const char *prefix, store_
 	return STORE_OK;
 }
 
+/* ---- blobs ---- */
+
+/* The slot holding key (*found 1), else where it goes: a free or expired slot, else the one
+ * written longest ago. */
+static struct blob *blob_find(struct local *l, const char *key, uint64_t hash, long long now,
+			      int *found)
+{
+	struct blob *spare = NULL;
+	uint64_t spare_age = UINT64_MAX;
+	*found = 0;
+	for (unsigned i = 0; i < BLOBS; i++) {
+		struct blob *b = &l->blobs[i];
+		uint64_t h = atomic_load_explicit(&b->hash, memory_order_relaxed);
+		if (h == hash && strcmp(b->key, key) == 0) {
+			*found = 1;
+			return b;
+		}
+		uint64_t age = !h || b->expires < now ? 0 : b->written;
+		if (age < spare_age || !spare) {
+			spare = b;
+			spare_age = age;
+		}
+	}
+	return spare;
+}
+
+static enum store_result local_put_blob(struct store *st, const char *key, const void *data,
+					size_t len, long long ttl_s)
+{
+	struct local *l = (struct local *)st;
+	long long now = (long long)time(NULL);
+	uint64_t hash = name_hash(key);
+	int found;
+	lock(l);
+	struct blob *b = blob_find(l, key, hash, now, &found);
+	atomic_store_explicit(&b->hash, 0, memory_order_release);
+	snprintf(b->key, sizeof b->key, "%s", key);
+	memcpy(b->data, data, len);
+	b->len = (uint32_t)len;
+	b->written = ++l->h->blob_writes;
+	b->expires = now + ttl_s;
+	atomic_store_explicit(&b->hash, hash, memory_order_release);
+	unlock(l);
+	return STORE_OK;
+}
+
+static enum store_result local_get_blob(struct store *st, const char *key, struct buf *out,
+					int *found)
+{
+	struct local *l = (struct local *)st;
+	long long now = (long long)time(NULL);
+	char *copy = xmalloc(STORE_BLOB_MAX); /* before the lock: no allocation under it */
+	size_t len = 0;
+	lock(l);
+	struct blob *b = blob_find(l, key, name_hash(key), now, found);
+	if (*found && b->expires >= now) {
+		len = b->len;
+		memcpy(copy, b->data, len);
+	} else {
+		*found = 0;
+	}
+	unlock(l);
+	int rc = *found ? buf_append(out, copy, len) : 0;
+	free(copy);
+	return rc < 0 ? STORE_FULL : STORE_OK;
+}
+
 static void local_close(struct store *st)
 {
 	struct local *l = (struct local *)st;
@@ -478,6 +565,8 @@ static const struct store_ops shm_ops = {
 	.acquire = local_acquire,
 	.release = local_release,
 	.each = local_each,
+	.put_blob = local_put_blob,
+	.get_blob = local_get_blob,
 	.close = local_close,
 };
 
@@ -489,6 +578,8 @@ static const struct store_ops file_ops = {
 	.acquire = local_acquire,
 	.release = local_release,
 	.each = local_each,
+	.put_blob = local_put_blob,
+	.get_blob = local_get_blob,
 	.close = local_close,
 };
 

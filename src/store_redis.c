@@ -800,6 +800,45 @@ static enum store_result store_redis_add_any(struct store *s, const char *name, 
 	return store_redis_add(s, name, bucket, delta, expires_at, after);
 }
 
+/* Blobs are plain strings llmfcgi:blob:KEY with a TTL: Redis expires and evicts them itself. */
+static size_t store_redis_blob_key(char *key, const char *name)
+{
+	return (size_t)snprintf(key, STORE_REDIS_KEY_MAX, "llmfcgi:blob:%s", name);
+}
+
+static enum store_result store_redis_put_blob(struct store *s, const char *name,
+					      const void *data, size_t len, long long ttl_s)
+{
+	struct store_redis *r = store_redis_of(s);
+	char key[STORE_REDIS_KEY_MAX], ttl[24];
+	size_t klen = store_redis_blob_key(key, name);
+	int tlen = snprintf(ttl, sizeof ttl, "%lld", ttl_s > 0 ? ttl_s : 1);
+	const char *argv[] = {"SET", key, data, "EX", ttl};
+	const size_t lens[] = {3, klen, len, 2, (size_t)tlen};
+	redisReply *rep = store_redis_run(r, 5, argv, lens);
+	return store_redis_done(r, rep, rep && rep->type == REDIS_REPLY_STATUS);
+}
+
+static enum store_result store_redis_get_blob(struct store *s, const char *name, struct buf *out,
+					      int *found)
+{
+	struct store_redis *r = store_redis_of(s);
+	char key[STORE_REDIS_KEY_MAX];
+	size_t klen = store_redis_blob_key(key, name);
+	const char *argv[] = {"GET", key};
+	const size_t lens[] = {3, klen};
+	redisReply *rep = store_redis_run(r, 2, argv, lens);
+	int ok = rep && (rep->type == REDIS_REPLY_NIL || rep->type == REDIS_REPLY_STRING);
+	if (ok && rep->type == REDIS_REPLY_STRING) {
+		*found = 1;
+		if (buf_append(out, rep->str, rep->len) < 0) {
+			freeReplyObject(rep);
+			return STORE_FULL;
+		}
+	}
+	return store_redis_done(r, rep, ok);
+}
+
 static const struct store_ops store_redis_ops = {
 	.backend = "redis",
 	.get = store_redis_get,
@@ -808,6 +847,8 @@ static const struct store_ops store_redis_ops = {
 	.acquire = store_redis_acquire,
 	.release = store_redis_release,
 	.each = store_redis_each,
+	.put_blob = store_redis_put_blob,
+	.get_blob = store_redis_get_blob,
 	.after_fork = store_redis_after_fork,
 	.close = store_redis_close,
 };

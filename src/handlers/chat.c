@@ -90,9 +90,7 @@ static const struct relay_ops whole_ops = {
 	.on_upstream_error = on_upstream_error,
 };
 
-/* The model the request names, its catalogue rules applied. Returns the upstream's model id
- * (caller frees), or NULL when it has answered. */
-static char *check_model(struct request *rq, struct openai_request *orq)
+char *handlers_openai_model(struct request *rq, struct openai_request *orq)
 {
 	const struct config *cfg = rq->srv->cfg;
 	struct openai_error oe;
@@ -139,7 +137,7 @@ void handle_chat(struct request *rq)
 		refuse(rq, &oe);
 		return;
 	}
-	char *target = check_model(rq, &orq);
+	char *target = handlers_openai_model(rq, &orq);
 	if (!target) {
 		openai_request_release(&orq);
 		return;

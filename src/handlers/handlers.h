@@ -21,6 +21,11 @@ void handle_count_tokens(struct request *rq);
 void handle_models(struct request *rq);
 /* The OpenAI-compatible POST /v1/chat/completions (chat.c). */
 void handle_chat(struct request *rq);
+void handle_responses(struct request *rq);
+/* The model an OpenAI-dialect request names (chat completions, responses), its catalogue rules
+ * applied. Returns the upstream's model id (caller frees), or NULL when it has answered. */
+struct openai_request;
+char *handlers_openai_model(struct request *rq, struct openai_request *orq);
 
 /* The built-in route table (routes.c), matched as route_match_in says. */
 const struct route *handlers_route_match(const char *path, const char *prefix,

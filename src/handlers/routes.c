@@ -24,6 +24,8 @@ static const struct route routes[] = {
 	 .dialect = DIALECT_ANTHROPIC, .limit = LIMIT_NONE, .api = 1, .tail = TAIL_ID},
 	{.path = "/v1/chat/completions", .handle = handle_chat, .methods = METHOD_POST,
 	 .dialect = DIALECT_OPENAI, .limit = LIMIT_API, .calls_upstream = 1, .api = 1},
+	{.path = "/v1/responses", .handle = handle_responses, .methods = METHOD_POST,
+	 .dialect = DIALECT_OPENAI, .limit = LIMIT_API, .calls_upstream = 1, .api = 1},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue 14: real clients through lighttpd, unmodified and pinned in sdk/package-lock.json: the
-Vercel AI SDK (`ai` with @ai-sdk/openai in chat mode and @ai-sdk/anthropic) and LangChain JS
+Vercel AI SDK (`ai` with @ai-sdk/openai in its default Responses mode and in chat mode, and
+@ai-sdk/anthropic) and LangChain JS
 (@langchain/openai, @langchain/anthropic), each with plain text, a stream and a tool round trip
 (the client runs the tool and sends the result back); both official SDKs' models.retrieve on
 GET /v1/models/{id}; and over raw HTTP the Chat Completions translations the clients do not reach:
@@ -44,7 +45,7 @@ def check_upstream_tools(tap, emu, id, name, openai):
 
 def check_ai_sdk(tap, node, s, provider, model):
     name = "AI SDK %s" % provider
-    id = "ai-" + provider[0]
+    id = "ai-" + {"openai-responses": "r"}.get(provider, provider[0])
     r = run_node(tap, node, "ai-sdk.mjs", {"PROVIDER": provider, "BASE_URL": s.base, "CLIENT_KEY": CLIENT_KEY,
                                             "MODEL": model, "ID": id})
     t = r.get("text", {})
@@ -61,7 +62,7 @@ def check_ai_sdk(tap, node, s, provider, model):
            and steps[0]["toolResults"][0]["output"] == "sunny in Paris"
            and to["text"] == expected_answer("sunny in Paris"),
            "%s: a tool round trip (the client runs the tool, the model answers its result)" % name, to)
-    check_upstream_tools(tap, s.emu, id + "-tools", name, provider == "openai")
+    check_upstream_tools(tap, s.emu, id + "-tools", name, provider.startswith("openai"))
     ts = r.get("tools_stream", {})
     steps = ts.get("steps") or [{}, {}]
     tap.ok(ts.get("ok") and len(steps) == 2
@@ -69,6 +70,34 @@ def check_ai_sdk(tap, node, s, provider, model):
            and "".join(ts["deltas"]) == '{"city":"Rome"}' and len(ts["deltas"]) >= 2
            and ts["text"] == expected_answer("sunny in Rome"),
            "%s: a streamed tool round trip, the arguments in pieces" % name, ts)
+    return r
+
+
+def check_ai_sdk_responses(tap, node, s):
+    """The AI SDK's default OpenAI mode: /v1/responses with store: true."""
+    r = check_ai_sdk(tap, node, s, "openai-responses", "gpt-4o")
+    m = r.get("multi", {})
+    steps = m.get("steps") or [{}]
+    tap.ok(m.get("ok") and [(c["name"], c["input"]) for c in steps[0]["toolCalls"]] == [("get_weather", {"city": "Oslo"})]
+           and m["second"] == expected_answer("and tomorrow") and m["third"] == expected_answer("once more")
+           and all(i.startswith("resp_") for i in m["responseIds"]),
+           "AI SDK responses: a multi-turn tool conversation with store: true (item references, "
+           "previous_response_id)", m)
+    # The follow-up named the earlier items by id; the gateway sent them upstream in full.
+    body = s.emu.stats("ai-r-multi2")["last_request"].get("body") or {}
+    msgs = body.get("messages") or []
+    kinds = [[b.get("type") for b in (x["content"] if isinstance(x["content"], list) else [{"type": "text"}])]
+             for x in msgs]
+    tap.eq([x["role"] for x in msgs], ["user", "assistant", "user", "assistant", "user"],
+           "AI SDK responses: the referenced turns reached the upstream in order")
+    tap.ok(["tool_use"] in kinds and ["tool_result"] in kinds,
+           "AI SDK responses: the referenced call and its result travel as tool_use and tool_result", kinds)
+    body = s.emu.stats("ai-r-multi3")["last_request"].get("body") or {}
+    tap.eq(len(body.get("messages") or []), 7,
+           "AI SDK responses: previous_response_id brings the whole earlier conversation back")
+    u = r.get("unknown_previous", {})
+    tap.ok(not u.get("ok") and u["error"]["status"] == 400 and "previous_response_id" in u["error"]["message"],
+           "AI SDK responses: an unknown previous_response_id is a 400 naming the field", u)
 
 
 def check_langchain(tap, node, s, provider, model):
@@ -85,7 +114,7 @@ def check_langchain(tap, node, s, provider, model):
     tap.ok(to.get("ok") and [(c["name"], c["args"]) for c in to["calls"]] == [("get_weather", {"city": "Paris"})]
            and to["answer"] == expected_answer("sunny in Paris"),
            "%s: a tool round trip with bindTools and a ToolMessage" % name, to)
-    check_upstream_tools(tap, s.emu, id + "-tools", name, provider == "openai")
+    check_upstream_tools(tap, s.emu, id + "-tools", name, provider.startswith("openai"))
 
 
 def check_models(tap, node, s):
@@ -230,6 +259,7 @@ def main(tap):
         tap.diag("clients: %s" % pins)
         check_models(tap, node, s)
         check_ai_sdk(tap, node, s, "openai", "gpt-4o")
+        check_ai_sdk_responses(tap, node, s)
         check_ai_sdk(tap, node, s, "anthropic", ANTHROPIC_MODEL)
         check_langchain(tap, node, s, "openai", "gpt-4o")
         check_langchain(tap, node, s, "anthropic", ANTHROPIC_MODEL)

@@ -488,6 +488,21 @@ static void test_password(void)
 	buf_release(&err);
 }
 
+/* Blobs (the Responses API's kept responses): SET with a TTL, GET, binary-safe. */
+static void test_blobs(struct store *s)
+{
+	struct buf out;
+	int found;
+	buf_init(&out, STORE_BLOB_MAX);
+	tap_ok(store_put_blob(s, "resp_r1", "a\0b", 3, 60) == STORE_OK, "blob: put");
+	tap_ok(store_get_blob(s, "resp_r1", &out, &found) == STORE_OK && found && out.len == 3 &&
+	       memcmp(out.data, "a\0b", 3) == 0, "blob: get, bytes as put");
+	buf_reset(&out);
+	tap_ok(store_get_blob(s, "resp_none", &out, &found) == STORE_OK && !found && out.len == 0,
+	       "blob: an unknown key is none");
+	buf_release(&out);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as main.c does */
@@ -505,6 +520,7 @@ int main(void)
 		return tap_done();
 	}
 	test_counters(s);
+	test_blobs(s);
 	test_expiry(s);
 	test_each(s);
 	test_atomic(s);

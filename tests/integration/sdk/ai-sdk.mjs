@@ -1,16 +1,18 @@
-// The Vercel AI SDK (`ai`), unmodified, with its OpenAI provider in chat mode (openai.chat(model):
-// /v1/chat/completions; its default Responses mode needs /v1/responses) and its Anthropic
-// provider (/v1/messages), against llm-fcgi. Run by test_clients.py with PROVIDER (openai or
-// anthropic), BASE_URL (the gateway's root), CLIENT_KEY, MODEL and ID (a prefix for the emulator's
+// The Vercel AI SDK (`ai`), unmodified, with its OpenAI provider in its default Responses mode
+// (openai(model): /v1/responses, with store: true, so later turns name earlier items by id) and
+// in chat mode (openai.chat(model): /v1/chat/completions), and its Anthropic provider
+// (/v1/messages), against llm-fcgi. Run by test_clients.py with PROVIDER (openai-responses,
+// openai or anthropic), BASE_URL (the gateway's root), CLIENT_KEY, MODEL and ID (a prefix for the emulator's
 // statistics ids) set; prints one JSON object of observations.
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 
 const { PROVIDER, BASE_URL, CLIENT_KEY, MODEL, ID } = process.env;
-const model = PROVIDER === 'openai'
-  ? createOpenAI({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY }).chat(MODEL)
-  : createAnthropic({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY })(MODEL);
+const openai = createOpenAI({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY });
+const model = PROVIDER === 'openai-responses' ? openai(MODEL)
+  : PROVIDER === 'openai' ? openai.chat(MODEL)
+    : createAnthropic({ baseURL: BASE_URL + '/v1', apiKey: CLIENT_KEY })(MODEL);
 const out = {};
 
 async function step(name, fn) {
@@ -69,5 +71,33 @@ await step('tools_stream', async () => {
   for await (const p of r.fullStream) if (p.type === 'tool-input-delta') deltas.push(p.delta);
   return { text: await r.text, steps: steps({ steps: await r.steps }), deltas };
 });
+
+if (PROVIDER === 'openai-responses') {
+  // A conversation over three calls: a tool round trip, then a follow-up that hands the whole
+  // conversation back, where the SDK names the earlier output items by id (item_reference), and
+  // one that continues from the previous response's id.
+  await step('multi', async () => {
+    const first = await generateText({
+      model, tools: weather, stopWhen: stepCountIs(3), maxOutputTokens: 256,
+      prompt: `Oslo please use get_weather [[emu:id=${ID}-multi1]]`,
+    });
+    const messages = [{ role: 'user', content: `Oslo please use get_weather [[emu:id=${ID}-multi1]]` },
+      ...first.response.messages, { role: 'user', content: `and tomorrow [[emu:id=${ID}-multi2]]` }];
+    const second = await generateText({ model, messages, maxOutputTokens: 256 });
+    const third = await generateText({
+      model, prompt: `once more [[emu:id=${ID}-multi3]]`, maxOutputTokens: 256,
+      providerOptions: { openai: { previousResponseId: second.providerMetadata.openai.responseId } },
+    });
+    return { steps: steps(first), second: second.text, third: third.text,
+      responseIds: [first.providerMetadata.openai.responseId, second.providerMetadata.openai.responseId] };
+  });
+  await step('unknown_previous', async () => {
+    const r = await generateText({
+      model, prompt: 'hello', maxOutputTokens: 16,
+      providerOptions: { openai: { previousResponseId: 'resp_00000000000000000000000000000000' } },
+    });
+    return { text: r.text };
+  });
+}
 
 console.log(JSON.stringify(out));
