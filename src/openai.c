@@ -16,8 +16,7 @@
 /* The most stop strings OpenAI takes. */
 #define MAX_STOP 4
 
-__attribute__((format(printf, 4, 5))) static int refuse(struct openai_error *e, const char *param,
-							const char *code, const char *fmt, ...)
+int openai_refuse(struct openai_error *e, const char *param, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -92,14 +91,14 @@ static int system_text(struct json_object *content, size_t i, struct buf *out,
 		return 0;
 	}
 	if (!json_object_is_type(content, json_type_array))
-		return refuse(e, param, NULL, "%s: must be a string or an array of text parts", param);
+		return openai_refuse(e, param, NULL, "%s: must be a string or an array of text parts", param);
 	size_t n = json_object_array_length(content);
 	for (size_t j = 0; j < n; j++) {
 		struct json_object *part = json_object_array_get_idx(content, j), *t;
 		const char *type = jx_string(part, "type");
 		if (!type || strcmp(type, "text") != 0 || !json_object_object_get_ex(part, "text", &t) ||
 		    !json_object_is_type(t, json_type_string))
-			return refuse(e, param, NULL, "%s: a system message takes text parts only",
+			return openai_refuse(e, param, NULL, "%s: a system message takes text parts only",
 				      param);
 		BUF_MUST(buf_append(out, json_object_get_string(t),
 				    (size_t)json_object_get_string_len(t)));
@@ -147,18 +146,18 @@ struct json_object *openai_image_source(const char *url, size_t len, const char 
 			break;
 	json_object_put(src);
 	if (!comma || t == sizeof types / sizeof types[0]) {
-		refuse(e, param, "invalid_image_url",
+		openai_refuse(e, param, "invalid_image_url",
 		       "%s: must be an https URL or a data: URL of base64 image/jpeg, image/png, "
 		       "image/gif or image/webp", param);
 		return NULL;
 	}
 	long long size = base64_size(comma + 1, len - head - 1);
 	if (size < 0) {
-		refuse(e, param, "invalid_image_url", "%s: the data: URL's data is not base64", param);
+		openai_refuse(e, param, "invalid_image_url", "%s: the data: URL's data is not base64", param);
 		return NULL;
 	}
 	if (size > OPENAI_IMAGE_MAX) {
-		refuse(e, param, "image_too_large", "%s: the image is %lld bytes; the most is %u (5 MiB)",
+		openai_refuse(e, param, "image_too_large", "%s: the image is %lld bytes; the most is %u (5 MiB)",
 		       param, size, OPENAI_IMAGE_MAX);
 		return NULL;
 	}
@@ -178,7 +177,7 @@ static struct json_object *image_block(struct json_object *part, size_t i, size_
 	snprintf(param, sizeof param, "messages.[%zu].content.[%zu].image_url.url", i, j);
 	if (!json_object_object_get_ex(part, "image_url", &iu) ||
 	    !json_object_object_get_ex(iu, "url", &u) || !json_object_is_type(u, json_type_string)) {
-		refuse(e, param, NULL, "%s: must be a string", param);
+		openai_refuse(e, param, NULL, "%s: must be a string", param);
 		return NULL;
 	}
 	struct json_object *src = openai_image_source(json_object_get_string(u),
@@ -208,10 +207,10 @@ static int add_part(struct json_object *blocks, struct json_object *part, size_t
 	const char *type = jx_string(part, "type");
 	snprintf(param, sizeof param, "messages.[%zu].content.[%zu].type", i, j);
 	if (!type)
-		return refuse(e, param, NULL, "%s: a content part needs a type", param);
+		return openai_refuse(e, param, NULL, "%s: a content part needs a type", param);
 	if (strcmp(type, "image_url") == 0 && p->images) {
 		if (++*p->n_images > OPENAI_IMAGES_MAX)
-			return refuse(e, param, "too_many_images", "%s: more than %d images in one "
+			return openai_refuse(e, param, "too_many_images", "%s: more than %d images in one "
 				      "request", param, OPENAI_IMAGES_MAX);
 		struct json_object *b = image_block(part, i, j, e);
 		if (!b)
@@ -220,12 +219,12 @@ static int add_part(struct json_object *blocks, struct json_object *part, size_t
 		return 0;
 	}
 	if (strcmp(type, "text") != 0)
-		return refuse(e, param, "unsupported_value",
+		return openai_refuse(e, param, "unsupported_value",
 			      "%s: content parts of type '%.40s' are not supported by this server "
 			      "here; %s", param, type, p->images ? "text and image_url are" : "only text is");
 	if (!json_object_object_get_ex(part, "text", &t) || !json_object_is_type(t, json_type_string)) {
 		snprintf(param, sizeof param, "messages.[%zu].content.[%zu].text", i, j);
-		return refuse(e, param, NULL, "%s: must be a string", param);
+		return openai_refuse(e, param, NULL, "%s: must be a string", param);
 	}
 	/* The Messages API refuses empty text blocks; an empty part says nothing. */
 	if (json_object_get_string_len(t))
@@ -243,7 +242,7 @@ static struct json_object *turn_content(struct json_object *content, size_t i,
 	if (json_object_is_type(content, json_type_string))
 		return json_object_get(content);
 	if (!json_object_is_type(content, json_type_array)) {
-		refuse(e, param, NULL, "%s: must be a string or an array of content parts", param);
+		openai_refuse(e, param, NULL, "%s: must be a string or an array of content parts", param);
 		return NULL;
 	}
 	struct json_object *blocks = json_object_new_array();
@@ -277,7 +276,7 @@ static struct json_object *tool_use_block(struct json_object *call, size_t i, si
 	snprintf(param, sizeof param, "messages.[%zu].tool_calls.[%zu]", i, j);
 	if (!id || !*id || (type && strcmp(type, "function") != 0) ||
 	    !json_object_object_get_ex(call, "function", &fn) || !openai_name_ok(jx_string(fn, "name"))) {
-		refuse(e, param, NULL, "%s: must be {\"id\", \"type\": \"function\", \"function\": "
+		openai_refuse(e, param, NULL, "%s: must be {\"id\", \"type\": \"function\", \"function\": "
 		       "{\"name\", \"arguments\"}} with a name of 1 to 64 letters, digits, _ or -",
 		       param);
 		return NULL;
@@ -292,7 +291,7 @@ static struct json_object *tool_use_block(struct json_object *call, size_t i, si
 	if (!json_object_is_type(input, json_type_object)) {
 		json_object_put(input);
 		snprintf(param, sizeof param, "messages.[%zu].tool_calls.[%zu].function.arguments", i, j);
-		refuse(e, param, NULL, "%s: must be a JSON object in a string", param);
+		openai_refuse(e, param, NULL, "%s: must be a JSON object in a string", param);
 		return NULL;
 	}
 	struct json_object *b = json_object_new_object();
@@ -340,7 +339,7 @@ static struct json_object *tool_result_block(struct json_object *m, struct json_
 	const char *id = jx_string(m, "tool_call_id");
 	if (!id || !*id) {
 		snprintf(param, sizeof param, "messages.[%zu].tool_call_id", i);
-		refuse(e, param, NULL, "%s: a tool message needs the id of the call it answers", param);
+		openai_refuse(e, param, NULL, "%s: a tool message needs the id of the call it answers", param);
 		return NULL;
 	}
 	struct json_object *c = turn_content(content, i, &text_only, e);
@@ -394,22 +393,22 @@ static int add_message(struct turns *t, struct json_object *m, size_t i, struct 
 	const char *role = json_object_is_type(m, json_type_object) ? jx_string(m, "role") : NULL;
 	snprintf(param, sizeof param, "messages.[%zu].role", i);
 	if (!role)
-		return refuse(e, param, NULL, "%s: every message needs a role", param);
+		return openai_refuse(e, param, NULL, "%s: every message needs a role", param);
 	int is_system = strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
 	int is_tool = strcmp(role, "tool") == 0, is_assistant = strcmp(role, "assistant") == 0;
 	if (!is_system && !is_tool && !is_assistant && strcmp(role, "user") != 0)
-		return refuse(e, param, "unsupported_value", "%s: '%.40s' messages are not supported "
+		return openai_refuse(e, param, "unsupported_value", "%s: '%.40s' messages are not supported "
 			      "by this server; use system, developer, user, assistant and tool",
 			      param, role);
 	if (json_object_object_get_ex(m, "function_call", &v) && !is_null(v)) {
 		snprintf(param, sizeof param, "messages.[%zu].function_call", i);
-		return refuse(e, param, "unsupported_parameter", "%s: the deprecated function calls "
+		return openai_refuse(e, param, "unsupported_parameter", "%s: the deprecated function calls "
 			      "are not supported by this server; use tool_calls", param);
 	}
 	json_object_object_get_ex(m, "tool_calls", &calls);
 	if (calls && !(is_assistant && json_object_is_type(calls, json_type_array))) {
 		snprintf(param, sizeof param, "messages.[%zu].tool_calls", i);
-		return refuse(e, param, NULL, "%s: only assistant messages carry tool calls, as an "
+		return openai_refuse(e, param, NULL, "%s: only assistant messages carry tool calls, as an "
 			      "array", param);
 	}
 	if (calls && json_object_array_length(calls) == 0)
@@ -417,7 +416,7 @@ static int add_message(struct turns *t, struct json_object *m, size_t i, struct 
 	json_object_object_get_ex(m, "content", &content);
 	if (!content && !calls) {
 		snprintf(param, sizeof param, "messages.[%zu].content", i);
-		return refuse(e, param, NULL, "%s: is required", param);
+		return openai_refuse(e, param, NULL, "%s: is required", param);
 	}
 	if (is_system)
 		return system_text(content, i, &t->system, e);
@@ -440,7 +439,7 @@ static int parse_messages(struct json_object *msgs, struct openai_request *rq,
 			  struct openai_error *e)
 {
 	if (!json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
-		return refuse(e, "messages", NULL, "messages: must be a non-empty array");
+		return openai_refuse(e, "messages", NULL, "messages: must be a non-empty array");
 	struct turns t = {.rq = rq};
 	buf_init(&t.system, (size_t)-1 / 2); /* bounded by the body it comes from */
 	rq->messages = json_object_new_array();
@@ -449,7 +448,7 @@ static int parse_messages(struct json_object *msgs, struct openai_request *rq,
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = add_message(&t, json_object_array_get_idx(msgs, i), i, e);
 	if (rc == 0 && json_object_array_length(rq->messages) == 0)
-		rc = refuse(e, "messages", NULL, "messages: at least one user message is required");
+		rc = openai_refuse(e, "messages", NULL, "messages: at least one user message is required");
 	rq->ends_with_results = t.results_open;
 	if (rc == 0 && t.system.len)
 		rq->system = buf_detach(&t.system);
@@ -472,10 +471,10 @@ static int parse_max_tokens(struct json_object *root, const struct openai_limits
 		case ANTH_MAX_TOKENS_OK:
 			break;
 		case ANTH_MAX_TOKENS_INVALID:
-			return refuse(e, names[i], NULL, "%s: must be an integer of at least 1",
+			return openai_refuse(e, names[i], NULL, "%s: must be an integer of at least 1",
 				      names[i]);
 		case ANTH_MAX_TOKENS_OVER:
-			return refuse(e, names[i], "invalid_value",
+			return openai_refuse(e, names[i], "invalid_value",
 				      "%s: %lld is more than this server allows (%ld)", names[i], n,
 				      lim->max_tokens_limit);
 		}
@@ -494,10 +493,10 @@ int openai_parse_unit(struct json_object *root, const char *name, struct json_ob
 	if (!json_object_object_get_ex(root, name, &v) || is_null(v))
 		return 0;
 	if (!is_number(v))
-		return refuse(e, name, NULL, "%s: must be a number", name);
+		return openai_refuse(e, name, NULL, "%s: must be a number", name);
 	double d = json_object_get_double(v);
 	if (!(d >= 0 && d <= 1))
-		return refuse(e, name, "unsupported_value",
+		return openai_refuse(e, name, "unsupported_value",
 			      "%s: %g is not supported by this server's models, which take 0 to 1",
 			      name, d);
 	*out = v;
@@ -514,12 +513,12 @@ static int parse_stop(struct json_object *v, struct openai_request *rq, struct o
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > MAX_STOP)
-		return refuse(e, "stop", NULL, "stop: must be a string or an array of up to %d strings",
+		return openai_refuse(e, "stop", NULL, "stop: must be a string or an array of up to %d strings",
 			      MAX_STOP);
 	size_t n = json_object_array_length(v);
 	for (size_t i = 0; i < n; i++)
 		if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_string))
-			return refuse(e, "stop", NULL, "stop: must be a string or an array of up to %d "
+			return openai_refuse(e, "stop", NULL, "stop: must be a string or an array of up to %d "
 				      "strings", MAX_STOP);
 	if (n)
 		rq->stop_sequences = json_object_get(v);
@@ -536,12 +535,12 @@ static struct json_object *tool_def(struct json_object *t, size_t i, struct open
 	const char *type = jx_string(t, "type");
 	snprintf(param, sizeof param, "tools.[%zu].type", i);
 	if (!type || strcmp(type, "function") != 0) {
-		refuse(e, param, "unsupported_value", "%s: only function tools are supported", param);
+		openai_refuse(e, param, "unsupported_value", "%s: only function tools are supported", param);
 		return NULL;
 	}
 	snprintf(param, sizeof param, "tools.[%zu].function.name", i);
 	if (!json_object_object_get_ex(t, "function", &fn) || !openai_name_ok(jx_string(fn, "name"))) {
-		refuse(e, param, NULL, "%s: must be 1 to 64 letters, digits, _ or -", param);
+		openai_refuse(e, param, NULL, "%s: must be 1 to 64 letters, digits, _ or -", param);
 		return NULL;
 	}
 	json_object_object_get_ex(fn, "parameters", &params);
@@ -551,7 +550,7 @@ static struct json_object *tool_def(struct json_object *t, size_t i, struct open
 	    (strict && !json_object_is_type(strict, json_type_boolean)) ||
 	    (desc && !json_object_is_type(desc, json_type_string))) {
 		snprintf(param, sizeof param, "tools.[%zu].function", i);
-		refuse(e, param, NULL, "%s: parameters must be an object, strict a boolean and "
+		openai_refuse(e, param, NULL, "%s: parameters must be an object, strict a boolean and "
 		       "description a string", param);
 		return NULL;
 	}
@@ -571,7 +570,7 @@ static int parse_tools(struct json_object *v, struct openai_request *rq, struct 
 	if (is_null(v))
 		return 0;
 	if (!json_object_is_type(v, json_type_array))
-		return refuse(e, "tools", NULL, "tools: must be an array of function tools");
+		return openai_refuse(e, "tools", NULL, "tools: must be an array of function tools");
 	size_t n = json_object_array_length(v);
 	if (n == 0)
 		return 0;
@@ -607,7 +606,7 @@ static int parse_tool_choice(struct json_object *v, struct openai_request *rq,
 		rq->tool_name = jx_string(fn, "name");
 		return 0;
 	}
-	return refuse(e, "tool_choice", "unsupported_value", "tool_choice: must be \"none\", \"auto\", "
+	return openai_refuse(e, "tool_choice", "unsupported_value", "tool_choice: must be \"none\", \"auto\", "
 		      "\"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
 }
 
@@ -623,12 +622,12 @@ static int parse_response_format(struct json_object *v, struct openai_request *r
 		return 0;
 	}
 	if (!type || strcmp(type, "json_schema") != 0)
-		return refuse(e, "response_format", "unsupported_value", "response_format: the type "
+		return openai_refuse(e, "response_format", "unsupported_value", "response_format: the type "
 			      "must be text, json_object or json_schema");
 	if (!json_object_object_get_ex(v, "json_schema", &js) || !openai_name_ok(jx_string(js, "name")) ||
 	    !json_object_object_get_ex(js, "schema", &schema) ||
 	    !json_object_is_type(schema, json_type_object))
-		return refuse(e, "response_format.json_schema", NULL, "response_format.json_schema: "
+		return openai_refuse(e, "response_format.json_schema", NULL, "response_format.json_schema: "
 			      "needs a name of 1 to 64 letters, digits, _ or - and a schema object");
 	rq->format = OPENAI_FORMAT_JSON_SCHEMA;
 	rq->format_schema = schema;
@@ -644,7 +643,7 @@ static int parse_reasoning(struct json_object *v, struct openai_request *rq,
 	if (is_null(v))
 		return 0;
 	if (!json_object_is_type(v, json_type_string) || !listed(levels, json_object_get_string(v)))
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: must be "
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: must be "
 			      "none, minimal, low, medium, high, xhigh or max");
 	rq->reasoning = json_object_get_string(v);
 	return 0;
@@ -685,7 +684,7 @@ static int check_neutral(const char *key, struct json_object *v, struct openai_e
 	}
 	if (neutral || is_null(v))
 		return 0;
-	return refuse(e, key, "unsupported_parameter", "%s: %s", key, what);
+	return openai_refuse(e, key, "unsupported_parameter", "%s: %s", key, what);
 }
 
 /* ---- the request as a whole ---- */
@@ -693,7 +692,7 @@ static int check_neutral(const char *key, struct json_object *v, struct openai_e
 static int parse_flag(struct json_object *v, const char *name, int *out, struct openai_error *e)
 {
 	if (!is_null(v) && !json_object_is_type(v, json_type_boolean))
-		return refuse(e, name, NULL, "%s: must be a boolean", name);
+		return openai_refuse(e, name, NULL, "%s: must be a boolean", name);
 	*out = is_null(v) ? -1 : json_object_get_boolean(v);
 	return 0;
 }
@@ -711,7 +710,7 @@ static int parse_member(struct openai_request *rq, const char *key, struct json_
 	int flag = -1;
 	if (strcmp(key, "model") == 0) {
 		if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v))
-			return refuse(e, "model", NULL, "model: must be a non-empty string");
+			return openai_refuse(e, "model", NULL, "model: must be a non-empty string");
 		rq->model = json_object_get_string(v);
 		seen->model = 1;
 		return 0;
@@ -727,7 +726,7 @@ static int parse_member(struct openai_request *rq, const char *key, struct json_
 	}
 	if (strcmp(key, "stream_options") == 0) {
 		if (!is_null(v) && !json_object_is_type(v, json_type_object))
-			return refuse(e, "stream_options", NULL, "stream_options: must be an object");
+			return openai_refuse(e, "stream_options", NULL, "stream_options: must be an object");
 		seen->stream_options = v;
 		return 0;
 	}
@@ -747,13 +746,13 @@ static int parse_member(struct openai_request *rq, const char *key, struct json_
 	    strcmp(key, "temperature") == 0 || strcmp(key, "top_p") == 0)
 		return 0; /* read after the loop, in a fixed order */
 	if (listed(unsupported_fields, key))
-		return is_null(v) ? 0 : refuse(e, key, "unsupported_parameter",
+		return is_null(v) ? 0 : openai_refuse(e, key, "unsupported_parameter",
 					       "%s: is not supported by this server", key);
 	if (listed(ignored_fields, key))
 		return 0;
 	int rc = check_neutral(key, v, e);
 	if (rc > 0)
-		return refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
+		return openai_refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
 	return rc;
 }
 
@@ -763,17 +762,17 @@ static int parse_rest(struct openai_request *rq, const struct seen *seen,
 {
 	struct json_object *iu;
 	if (!seen->model)
-		return refuse(e, "model", NULL, "model: is required");
+		return openai_refuse(e, "model", NULL, "model: is required");
 	if (!seen->messages)
-		return refuse(e, "messages", NULL, "messages: is required");
+		return openai_refuse(e, "messages", NULL, "messages: is required");
 	if (seen->stream_options) {
 		if (!rq->stream)
-			return refuse(e, "stream_options", NULL,
+			return openai_refuse(e, "stream_options", NULL,
 				      "stream_options: only allowed when stream is true");
 		if (json_object_object_get_ex(seen->stream_options, "include_usage", &iu) &&
 		    !is_null(iu)) {
 			if (!json_object_is_type(iu, json_type_boolean))
-				return refuse(e, "stream_options.include_usage", NULL,
+				return openai_refuse(e, "stream_options.include_usage", NULL,
 					      "stream_options.include_usage: must be a boolean");
 			rq->include_usage = json_object_get_boolean(iu);
 		}
@@ -794,16 +793,16 @@ int openai_parse_request(const char *body, size_t len, const struct openai_limit
 	enum jscan_result why;
 	rq->root = jscan_parse(body, len, &why);
 	if (why == JSCAN_COSTLY) {
-		refuse(e, NULL, NULL, "The request body holds too many JSON values for its size");
+		openai_refuse(e, NULL, NULL, "The request body holds too many JSON values for its size");
 		e->kind = ERR_TOO_LARGE;
 		goto fail;
 	}
 	if (why != JSCAN_OK) {
-		refuse(e, NULL, NULL, "The request body is not valid JSON");
+		openai_refuse(e, NULL, NULL, "The request body is not valid JSON");
 		goto fail;
 	}
 	if (!json_object_is_type(rq->root, json_type_object)) {
-		refuse(e, NULL, NULL, "The request body must be a JSON object");
+		openai_refuse(e, NULL, NULL, "The request body must be a JSON object");
 		goto fail;
 	}
 	struct seen seen = {0};
@@ -846,7 +845,7 @@ static int apply_sampling(struct json_object **v, const char *name,
 		*v = NULL;
 		return 0;
 	}
-	return refuse(e, name, "unsupported_parameter", "%s: this model does not take %s; leave it "
+	return openai_refuse(e, name, "unsupported_parameter", "%s: this model does not take %s; leave it "
 		      "out (or send the default, 1)", name, name);
 }
 
@@ -877,16 +876,16 @@ static int apply_tool_choice(struct openai_request *rq, const struct catalogue_m
 	int forced = rq->tool_choice == OPENAI_TC_REQUIRED || rq->tool_choice == OPENAI_TC_NAMED;
 	if (!rq->tools) {
 		if (forced)
-			return refuse(e, "tool_choice", NULL, "tool_choice: a required or named tool "
+			return openai_refuse(e, "tool_choice", NULL, "tool_choice: a required or named tool "
 				      "needs tools");
 		return 0;
 	}
 	if (forced && info && !info->forced_tool_choice)
-		return refuse(e, "tool_choice", "unsupported_value", "tool_choice: this model does "
+		return openai_refuse(e, "tool_choice", "unsupported_value", "tool_choice: this model does "
 			      "not accept a forced tool choice (required or a named function); use "
 			      "auto or none");
 	if (rq->tool_choice == OPENAI_TC_NAMED && !has_tool(rq->tools, rq->tool_name))
-		return refuse(e, "tool_choice", NULL, "tool_choice: no tool is named '%.64s'",
+		return openai_refuse(e, "tool_choice", NULL, "tool_choice: no tool is named '%.64s'",
 			      rq->tool_name);
 	switch (rq->tool_choice) {
 	case OPENAI_TC_UNSET:
@@ -925,7 +924,7 @@ static int apply_format(struct openai_request *rq, const struct catalogue_model 
 		return 0;
 	}
 	if (rq->tools || (info && !info->forced_tool_choice))
-		return refuse(e, "response_format", "unsupported_value", "response_format: %s is not "
+		return openai_refuse(e, "response_format", "unsupported_value", "response_format: %s is not "
 			      "available %s", rq->format == OPENAI_FORMAT_JSON_OBJECT ? "json_object"
 			      : "json_schema", rq->tools ? "together with tools on this model"
 			      : "on this model (it has no structured output for it and refuses a "
@@ -971,11 +970,11 @@ static int apply_budget(struct openai_request *rq, const char *level, struct ope
 	long q = strcmp(level, "low") == 0 ? 1 : strcmp(level, "medium") == 0 ? 2
 		 : strcmp(level, "high") == 0 ? 3 : 0;
 	if (!q)
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
 			      "model takes minimal, low, medium or high");
 	long budget = rq->max_tokens / 4 * q;
 	if (budget < BUDGET_MIN)
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s gives "
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s gives "
 			      "this model a thinking budget of %ld tokens (%ld/4 of max_tokens), below "
 			      "the minimum of %d: raise max_completion_tokens", level, budget, q,
 			      BUDGET_MIN);
@@ -1005,16 +1004,16 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	}
 	int always = info->thinking == CATALOGUE_THINKING_ALWAYS_ON;
 	if (always && rq->ends_with_results)
-		return refuse(e, "messages", "unsupported_value", "messages: this model always thinks, "
+		return openai_refuse(e, "messages", "unsupported_value", "messages: this model always thinks, "
 			      "and the API needs the thinking of the turn that called the tools back with "
 			      "their results, which Chat Completions cannot carry: use /v1/messages or a "
 			      "model that can answer without thinking");
 	if (asked && (info->thinking == CATALOGUE_THINKING_NONE || (forced && !always)))
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s",
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s",
 			      forced ? "reasoning cannot be combined with a forced tool choice (or a "
 			      "response_format that needs one)" : "this model does not reason");
 	if (always && r && strcmp(r, "none") == 0)
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
 			      "model always reasons; none is not available");
 	if (info->thinking == CATALOGUE_THINKING_NONE)
 		return 0;
@@ -1029,7 +1028,7 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	if (catalogue_effort_ok(info, level, strlen(level)))
 		rq->effort = level;
 	else if (asked)
-		return refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
+		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
 			      "model does not take '%s'", r);
 	return 0;
 }

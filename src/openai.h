@@ -28,6 +28,11 @@ struct openai_error {
 	char param[96]; /* the field at fault ("messages.[2].content"), "" for none */
 	const char *code; /* "model_not_found", "unknown_parameter", ... or NULL */
 };
+/* Fills e as a 400 naming param (may be NULL) with code (static, may be NULL) and the message;
+ * returns -1, so a parser can "return openai_refuse(...)". */
+int openai_refuse(struct openai_error *e, const char *param, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 
 struct openai_limits {
 	long max_tokens;       /* for a request that names none */

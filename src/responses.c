@@ -14,18 +14,6 @@
 
 #define ENCODE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-__attribute__((format(printf, 4, 5))) static int refuse(struct openai_error *e, const char *param,
-							const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof e->message, fmt, ap);
-	va_end(ap);
-	e->kind = ERR_BAD_REQUEST;
-	snprintf(e->param, sizeof e->param, "%s", param ? param : "");
-	e->code = code;
-	return -1;
-}
 
 static int is_type(struct json_object *o, const char *type)
 {
@@ -85,11 +73,11 @@ static int add_part(struct turns *t, const char *role, struct json_object *part,
 	snprintf(param, sizeof param, "%s.type", at);
 	if (is_type(part, "input_text") || is_type(part, "output_text") || is_type(part, "text")) {
 		if (!json_object_object_get_ex(part, "text", &v) || !json_object_is_type(v, json_type_string))
-			return refuse(e, at, NULL, "%s.text: must be a string", at);
+			return openai_refuse(e, at, NULL, "%s.text: must be a string", at);
 		if (strcmp(role, "system") == 0)
 			return buf_append(&t->system, json_object_get_string(v),
 					  (size_t)json_object_get_string_len(v)) < 0
-				       ? refuse(e, at, NULL, "%s: the system text is too long", at) : 0;
+				       ? openai_refuse(e, at, NULL, "%s: the system text is too long", at) : 0;
 		if (json_object_get_string_len(v)) /* the Messages API refuses empty text */
 			add_block(t, role, text_block(json_object_get_string(v),
 						      (size_t)json_object_get_string_len(v)));
@@ -98,10 +86,10 @@ static int add_part(struct turns *t, const char *role, struct json_object *part,
 	if (is_type(part, "input_image") && strcmp(role, "user") == 0) {
 		snprintf(param, sizeof param, "%s.image_url", at);
 		if (!json_object_object_get_ex(part, "image_url", &v) || !json_object_is_type(v, json_type_string))
-			return refuse(e, param, NULL, "%s: must be a string (file_id is not supported "
+			return openai_refuse(e, param, NULL, "%s: must be a string (file_id is not supported "
 				      "by this server)", param);
 		if (++t->images > OPENAI_IMAGES_MAX)
-			return refuse(e, param, "too_many_images", "%s: more than %d images in one "
+			return openai_refuse(e, param, "too_many_images", "%s: more than %d images in one "
 				      "request", param, OPENAI_IMAGES_MAX);
 		struct json_object *src = openai_image_source(json_object_get_string(v),
 							     (size_t)json_object_get_string_len(v), param, e);
@@ -113,7 +101,7 @@ static int add_part(struct turns *t, const char *role, struct json_object *part,
 		add_block(t, role, b);
 		return 0;
 	}
-	return refuse(e, param, "unsupported_value", "%s: content of type '%.40s' is not supported "
+	return openai_refuse(e, param, "unsupported_value", "%s: content of type '%.40s' is not supported "
 		      "by this server in a %s message", param, jx_string(part, "type") ?
 		      jx_string(part, "type") : "(none)", role);
 }
@@ -127,14 +115,14 @@ static int add_message(struct turns *t, struct json_object *item, const char *at
 	snprintf(param, sizeof param, "%s.role", at);
 	if (!role || (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system") &&
 		      strcmp(role, "developer")))
-		return refuse(e, param, NULL, "%s: must be user, assistant, system or developer", param);
+		return openai_refuse(e, param, NULL, "%s: must be user, assistant, system or developer", param);
 	if (strcmp(role, "developer") == 0)
 		role = "system";
 	if (strcmp(role, "system") == 0 && t->system.len && buf_appends(&t->system, "\n\n") < 0)
-		return refuse(e, at, NULL, "%s: the system text is too long", at);
+		return openai_refuse(e, at, NULL, "%s: the system text is too long", at);
 	snprintf(param, sizeof param, "%s.content", at);
 	if (!json_object_object_get_ex(item, "content", &content))
-		return refuse(e, param, NULL, "%s: is required", param);
+		return openai_refuse(e, param, NULL, "%s: is required", param);
 	if (json_object_is_type(content, json_type_string)) {
 		struct json_object *part = json_object_new_object();
 		json_object_object_add(part, "type", json_object_new_string("input_text"));
@@ -144,7 +132,7 @@ static int add_message(struct turns *t, struct json_object *item, const char *at
 		return rc;
 	}
 	if (!json_object_is_type(content, json_type_array))
-		return refuse(e, param, NULL, "%s: must be a string or an array of parts", param);
+		return openai_refuse(e, param, NULL, "%s: must be a string or an array of parts", param);
 	for (size_t j = 0; j < json_object_array_length(content); j++) {
 		char pp[160];
 		snprintf(pp, sizeof pp, "%s.[%zu]", param, j);
@@ -160,14 +148,14 @@ static int add_call(struct turns *t, struct json_object *item, const char *at,
 	const char *id = jx_string(item, "call_id"), *name = jx_string(item, "name");
 	const char *args = jx_string(item, "arguments");
 	if (!id || !*id || !openai_name_ok(name) || !args)
-		return refuse(e, at, NULL, "%s: a function_call needs call_id, name (1 to 64 letters, "
+		return openai_refuse(e, at, NULL, "%s: a function_call needs call_id, name (1 to 64 letters, "
 			      "digits, _ or -) and arguments (a string)", at);
 	struct json_object *input = *args ? json_tokener_parse(args) : json_object_new_object();
 	if (!json_object_is_type(input, json_type_object)) {
 		char param[96];
 		json_object_put(input);
 		snprintf(param, sizeof param, "%s.arguments", at);
-		return refuse(e, param, NULL, "%s: must be a JSON object", param);
+		return openai_refuse(e, param, NULL, "%s: must be a JSON object", param);
 	}
 	struct json_object *b = json_object_new_object();
 	json_object_object_add(b, "type", json_object_new_string("tool_use"));
@@ -184,7 +172,7 @@ static int add_output(struct turns *t, struct json_object *item, const char *at,
 	struct json_object *out;
 	const char *id = jx_string(item, "call_id");
 	if (!id || !*id || !json_object_object_get_ex(item, "output", &out))
-		return refuse(e, at, NULL, "%s: a function_call_output needs call_id and output", at);
+		return openai_refuse(e, at, NULL, "%s: a function_call_output needs call_id and output", at);
 	struct json_object *b = json_object_new_object();
 	json_object_object_add(b, "type", json_object_new_string("tool_result"));
 	json_object_object_add(b, "tool_use_id", json_object_new_string(id));
@@ -198,7 +186,7 @@ static int add_output(struct turns *t, struct json_object *item, const char *at,
 			    !json_object_is_type(v, json_type_string)) {
 				json_object_put(blocks);
 				json_object_put(b);
-				return refuse(e, at, "unsupported_value", "%s.output.[%zu]: only "
+				return openai_refuse(e, at, "unsupported_value", "%s.output.[%zu]: only "
 					      "input_text parts are supported by this server", at, j);
 			}
 			json_object_array_add(blocks, text_block(json_object_get_string(v),
@@ -207,7 +195,7 @@ static int add_output(struct turns *t, struct json_object *item, const char *at,
 		json_object_object_add(b, "content", blocks);
 	} else {
 		json_object_put(b);
-		return refuse(e, at, NULL, "%s.output: must be a string or an array of parts", at);
+		return openai_refuse(e, at, NULL, "%s.output: must be a string or an array of parts", at);
 	}
 	add_block(t, "user", b);
 	return 0;
@@ -228,7 +216,7 @@ static int add_reasoning(struct turns *t, struct json_object *item, const char *
 		char param[96];
 		json_object_put(b);
 		snprintf(param, sizeof param, "%s.encrypted_content", at);
-		return refuse(e, param, NULL, "%s: is not one this server gave", param);
+		return openai_refuse(e, param, NULL, "%s: is not one this server gave", param);
 	}
 	add_block(t, "assistant", b);
 	return 0;
@@ -256,13 +244,13 @@ static struct json_object *stored(struct refs *r, const char *key, const char *p
 	o = rc == 1 ? json_tokener_parse(buf_cstr(&b)) : NULL;
 	buf_release(&b);
 	if (rc < 0) {
-		refuse(e, param, NULL, "%s: the store of recent responses cannot be reached; try again "
+		openai_refuse(e, param, NULL, "%s: the store of recent responses cannot be reached; try again "
 		       "later or send the whole conversation", param);
 		e->kind = ERR_UPSTREAM; /* a backend of the gateway failed: 502 */
 		return NULL;
 	}
 	if (!o) {
-		refuse(e, param, "invalid_value", "%s: '%.80s' is not a response this server kept, or "
+		openai_refuse(e, param, "invalid_value", "%s: '%.80s' is not a response this server kept, or "
 		       "it has expired: send the conversation's items in full (or store: false)",
 		       param, key);
 		return NULL;
@@ -289,7 +277,7 @@ static struct json_object *referred(struct refs *r, const char *id, const char *
 	char key[64];
 	struct json_object *out, *resp;
 	if (!id || item_key(id, key, sizeof key) < 0) {
-		refuse(e, param, "invalid_value", "%s: '%.80s' is not an item id this server gave", param,
+		openai_refuse(e, param, "invalid_value", "%s: '%.80s' is not an item id this server gave", param,
 		       id ? id : "");
 		return NULL;
 	}
@@ -302,7 +290,7 @@ static struct json_object *referred(struct refs *r, const char *id, const char *
 		if (iid && strcmp(iid, id) == 0)
 			return it;
 	}
-	refuse(e, param, "invalid_value", "%s: '%.80s' is not an item this server kept", param, id);
+	openai_refuse(e, param, "invalid_value", "%s: '%.80s' is not an item this server kept", param, id);
 	return NULL;
 }
 
@@ -319,7 +307,7 @@ static int add_reference(struct turns *t, struct refs *r, struct json_object *it
 	snprintf(param, sizeof param, "%s.id", at);
 	struct json_object *it = depth ? NULL : referred(r, jx_string(item, "id"), param, e);
 	if (depth)
-		return refuse(e, at, NULL, "%s: a reference to a reference", at);
+		return openai_refuse(e, at, NULL, "%s: a reference to a reference", at);
 	return it ? add_item(t, r, it, at, 1, items, e) : -1;
 }
 
@@ -330,7 +318,7 @@ static int add_item(struct turns *t, struct refs *r, struct json_object *item, c
 	const char *type = jx_string(item, "type");
 	int rc;
 	if (!json_object_is_type(item, json_type_object))
-		return refuse(e, at, NULL, "%s: must be an object", at);
+		return openai_refuse(e, at, NULL, "%s: must be an object", at);
 	if (type && strcmp(type, "item_reference") == 0)
 		return add_reference(t, r, item, at, depth, items, e);
 	if (!type || strcmp(type, "message") == 0)
@@ -343,7 +331,7 @@ static int add_item(struct turns *t, struct refs *r, struct json_object *item, c
 		rc = add_reasoning(t, item, at, e);
 	else {
 		snprintf(param, sizeof param, "%s.type", at);
-		return refuse(e, param, "unsupported_value", "%s: items of type '%.40s' are not "
+		return openai_refuse(e, param, "unsupported_value", "%s: items of type '%.40s' are not "
 			      "supported by this server", param, type);
 	}
 	if (rc == 0)
@@ -359,7 +347,7 @@ static int add_previous(struct turns *t, struct refs *r, const char *id, struct 
 	if (!resp)
 		return -1;
 	if (!json_object_object_get_ex(resp, "items", &in) || !in)
-		return refuse(e, "previous_response_id", "invalid_value", "previous_response_id: the "
+		return openai_refuse(e, "previous_response_id", "invalid_value", "previous_response_id: the "
 			      "conversation of '%.80s' was too long to keep; send its items in full", id);
 	json_object_object_get_ex(resp, "output", &out);
 	struct json_object *lists[] = {in, out};
@@ -394,10 +382,10 @@ static int parse_input(struct responses_request *rq, struct json_object *input, 
 			rc = add_item(&t, &r, json_object_array_get_idx(input, i), at, 0, rq->items, e);
 		}
 	} else if (rc == 0) {
-		rc = refuse(e, "input", NULL, "input: must be a string or an array of items");
+		rc = openai_refuse(e, "input", NULL, "input: must be a string or an array of items");
 	}
 	if (rc == 0 && !t.role)
-		rc = refuse(e, "input", NULL, "input: holds no user or assistant content");
+		rc = openai_refuse(e, "input", NULL, "input: holds no user or assistant content");
 	if (rc == 0) {
 		rq->o.messages = json_object_get(t.messages);
 		rq->o.ends_with_results = t.tools_last && !t.thought_last;
@@ -439,13 +427,13 @@ static int parse_tools(struct responses_request *rq, struct json_object *v, stru
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array))
-		return refuse(e, "tools", NULL, "tools: must be an array of function tools");
+		return openai_refuse(e, "tools", NULL, "tools: must be an array of function tools");
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		struct json_object *t = json_object_array_get_idx(v, i), *p = NULL, *d = NULL, *s = NULL;
 		const char *type = jx_string(t, "type");
 		snprintf(param, sizeof param, "tools.[%zu].type", i);
 		if (!type || strcmp(type, "function") != 0)
-			return refuse(e, param, "unsupported_value", "%s: the built-in tool '%.40s' is not "
+			return openai_refuse(e, param, "unsupported_value", "%s: the built-in tool '%.40s' is not "
 				      "supported by this server; only function tools are", param,
 				      type ? type : "(none)");
 		snprintf(param, sizeof param, "tools.[%zu]", i);
@@ -455,7 +443,7 @@ static int parse_tools(struct responses_request *rq, struct json_object *v, stru
 		if (!openai_name_ok(jx_string(t, "name")) || (p && !json_object_is_type(p, json_type_object)) ||
 		    (d && !json_object_is_type(d, json_type_string)) ||
 		    (s && !json_object_is_type(s, json_type_boolean)))
-			return refuse(e, param, NULL, "%s: needs a name of 1 to 64 letters, digits, _ or -; "
+			return openai_refuse(e, param, NULL, "%s: needs a name of 1 to 64 letters, digits, _ or -; "
 				      "parameters must be an object, description a string, strict a "
 				      "boolean", param);
 		struct json_object *o = json_object_new_object();
@@ -491,7 +479,7 @@ static int parse_tool_choice(struct responses_request *rq, struct json_object *v
 		rq->o.tool_name = jx_string(v, "name");
 		return 0;
 	}
-	return refuse(e, "tool_choice", "unsupported_value", "tool_choice: must be \"none\", \"auto\", "
+	return openai_refuse(e, "tool_choice", "unsupported_value", "tool_choice: must be \"none\", \"auto\", "
 		      "\"required\" or {\"type\": \"function\", \"name\": ...} (built-in tools are not "
 		      "supported by this server)");
 }
@@ -503,11 +491,11 @@ static int parse_text(struct responses_request *rq, struct json_object *v, struc
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_object))
-		return refuse(e, "text", NULL, "text: must be an object");
+		return openai_refuse(e, "text", NULL, "text: must be an object");
 	json_object_object_get_ex(v, "verbosity", &verb);
 	if (verb && !(json_object_is_type(verb, json_type_string) &&
 		      strcmp(json_object_get_string(verb), "medium") == 0))
-		return refuse(e, "text.verbosity", "unsupported_parameter", "text.verbosity: only "
+		return openai_refuse(e, "text.verbosity", "unsupported_parameter", "text.verbosity: only "
 			      "medium (the default) is supported by this server");
 	if (!json_object_object_get_ex(v, "format", &f) || !f || is_type(f, "text"))
 		return 0;
@@ -518,7 +506,7 @@ static int parse_text(struct responses_request *rq, struct json_object *v, struc
 	if (!is_type(f, "json_schema") || !openai_name_ok(jx_string(f, "name")) ||
 	    !json_object_object_get_ex(f, "schema", &schema) ||
 	    !json_object_is_type(schema, json_type_object))
-		return refuse(e, "text.format", "unsupported_value", "text.format: must be text, "
+		return openai_refuse(e, "text.format", "unsupported_value", "text.format: must be text, "
 			      "json_object, or json_schema with a name of 1 to 64 letters, digits, _ or - "
 			      "and a schema object");
 	rq->o.format = OPENAI_FORMAT_JSON_SCHEMA;
@@ -536,11 +524,11 @@ static int parse_reasoning(struct responses_request *rq, struct json_object *v,
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_object))
-		return refuse(e, "reasoning", NULL, "reasoning: must be an object");
+		return openai_refuse(e, "reasoning", NULL, "reasoning: must be an object");
 	json_object_object_get_ex(v, "effort", &effort);
 	if (effort && !(json_object_is_type(effort, json_type_string) &&
 			listed(levels, json_object_get_string(effort))))
-		return refuse(e, "reasoning.effort", "unsupported_value", "reasoning.effort: must be "
+		return openai_refuse(e, "reasoning.effort", "unsupported_value", "reasoning.effort: must be "
 			      "none, minimal, low, medium, high, xhigh or max");
 	rq->o.reasoning = effort ? json_object_get_string(effort) : NULL;
 	return 0;
@@ -554,12 +542,12 @@ static int parse_include(struct responses_request *rq, struct json_object *v,
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array))
-		return refuse(e, "include", NULL, "include: must be an array of strings");
+		return openai_refuse(e, "include", NULL, "include: must be an array of strings");
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		const char *s = json_object_get_string(json_object_array_get_idx(v, i));
 		if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_string) ||
 		    strcmp(s, "reasoning.encrypted_content") != 0)
-			return refuse(e, "include", "unsupported_value", "include: '%.60s' is not "
+			return openai_refuse(e, "include", "unsupported_value", "include: '%.60s' is not "
 				      "supported by this server; only reasoning.encrypted_content is",
 				      s ? s : "");
 		rq->encrypted = 1;
@@ -570,7 +558,7 @@ static int parse_include(struct responses_request *rq, struct json_object *v,
 static int parse_flag(struct json_object *v, const char *name, int *out, struct openai_error *e)
 {
 	if (v && !json_object_is_type(v, json_type_boolean))
-		return refuse(e, name, NULL, "%s: must be a boolean", name);
+		return openai_refuse(e, name, NULL, "%s: must be a boolean", name);
 	if (v)
 		*out = json_object_get_boolean(v);
 	return 0;
@@ -593,7 +581,7 @@ static int parse_member(struct responses_request *rq, const char *key, struct js
 		return parse_flag(v, key, &rq->o.parallel, e);
 	if (strcmp(key, "background") == 0) /* accepted off only: nothing runs in the background */
 		return parse_flag(v, key, &off, e) < 0 ? -1 : !off ? 0
-		       : refuse(e, key, "unsupported_parameter", "background: is not supported by "
+		       : openai_refuse(e, key, "unsupported_parameter", "background: is not supported by "
 				"this server");
 	if (strcmp(key, "tools") == 0)
 		return parse_tools(rq, v, e);
@@ -607,7 +595,7 @@ static int parse_member(struct responses_request *rq, const char *key, struct js
 		return parse_include(rq, v, e);
 	if (!v)
 		return 0;
-	return refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
+	return openai_refuse(e, key, "unknown_parameter", "Unknown parameter: '%.60s'.", key);
 }
 
 /* model, instructions, max_output_tokens, the sampling parameters, and the input. */
@@ -618,14 +606,14 @@ static int parse_rest(struct responses_request *rq, const struct openai_limits *
 	long long n;
 	rq->o.model = jx_string(root, "model");
 	if (!rq->o.model || !*rq->o.model)
-		return refuse(e, "model", NULL, "model: must be a non-empty string");
+		return openai_refuse(e, "model", NULL, "model: must be a non-empty string");
 	if (json_object_object_get_ex(root, "instructions", &v) && v &&
 	    !(rq->instructions = jx_string(root, "instructions")))
-		return refuse(e, "instructions", NULL, "instructions: must be a string");
+		return openai_refuse(e, "instructions", NULL, "instructions: must be a string");
 	const char *prev = NULL;
 	if (json_object_object_get_ex(root, "previous_response_id", &v) && v &&
 	    !(prev = jx_string(root, "previous_response_id")))
-		return refuse(e, "previous_response_id", NULL, "previous_response_id: must be a string");
+		return openai_refuse(e, "previous_response_id", NULL, "previous_response_id: must be a string");
 	rq->o.max_tokens = lim->max_tokens;
 	if (json_object_object_get_ex(root, "max_output_tokens", &v) && v) {
 		switch (anthropic_max_tokens(v, lim->max_tokens_limit, &n)) {
@@ -633,10 +621,10 @@ static int parse_rest(struct responses_request *rq, const struct openai_limits *
 			rq->o.max_tokens = (long)n;
 			break;
 		case ANTH_MAX_TOKENS_INVALID:
-			return refuse(e, "max_output_tokens", NULL, "max_output_tokens: must be an "
+			return openai_refuse(e, "max_output_tokens", NULL, "max_output_tokens: must be an "
 				      "integer of at least 1");
 		case ANTH_MAX_TOKENS_OVER:
-			return refuse(e, "max_output_tokens", "invalid_value", "max_output_tokens: %lld "
+			return openai_refuse(e, "max_output_tokens", "invalid_value", "max_output_tokens: %lld "
 				      "is more than this server allows (%ld)", n, lim->max_tokens_limit);
 		}
 	}
@@ -644,7 +632,7 @@ static int parse_rest(struct responses_request *rq, const struct openai_limits *
 	    openai_parse_unit(root, "top_p", &rq->o.top_p, e) < 0)
 		return -1;
 	if (!json_object_object_get_ex(root, "input", &input) && !prev)
-		return refuse(e, "input", NULL, "input: is required");
+		return openai_refuse(e, "input", NULL, "input: is required");
 	struct json_object *none = input ? NULL : json_object_new_array();
 	int rc = parse_input(rq, input ? input : none, prev, look, e);
 	json_object_put(none);
@@ -662,12 +650,12 @@ int responses_parse_request(const char *body, size_t len, const struct openai_li
 	rq->store = 1; /* OpenAI's default */
 	rq->o.root = jscan_parse(body, len, &why);
 	if (why == JSCAN_COSTLY) {
-		refuse(e, NULL, NULL, "The request body holds too many JSON values for its size");
+		openai_refuse(e, NULL, NULL, "The request body holds too many JSON values for its size");
 		e->kind = ERR_TOO_LARGE;
 		goto fail;
 	}
 	if (why != JSCAN_OK || !json_object_is_type(rq->o.root, json_type_object)) {
-		refuse(e, NULL, NULL, "The request body must be a JSON object");
+		openai_refuse(e, NULL, NULL, "The request body must be a JSON object");
 		goto fail;
 	}
 	json_object_object_foreach(rq->o.root, key, v)

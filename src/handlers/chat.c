@@ -67,8 +67,8 @@ static int on_whole(struct relay *r, char *body, size_t len)
 }
 
 /* An upstream error before commit keeps its status, in OpenAI's shape. */
-static int on_upstream_error(struct relay *r, int status, const char *type, const char *message,
-			     const char *body, size_t len)
+int handlers_openai_upstream_error(struct relay *r, int status, const char *type,
+				   const char *message, const char *body, size_t len)
 {
 	struct json_object *o = openai_error_body(message, openai_error_type(type), NULL, type);
 	int rc = response_json(&r->rq->resp, status, o);
@@ -81,13 +81,13 @@ static const struct relay_ops stream_ops = {
 	.fmt = RESP_SSE,
 	.on_event = on_event,
 	.on_finish = on_finish,
-	.on_upstream_error = on_upstream_error,
+	.on_upstream_error = handlers_openai_upstream_error,
 };
 
 static const struct relay_ops whole_ops = {
 	.mode = RELAY_WHOLE,
 	.on_whole = on_whole,
-	.on_upstream_error = on_upstream_error,
+	.on_upstream_error = handlers_openai_upstream_error,
 };
 
 char *handlers_openai_model(struct request *rq, struct openai_request *orq)

@@ -59,4 +59,10 @@ int handlers_model_retired(const struct request *rq, const char *name, size_t n,
  * Returns 0, or -1 when it has answered (messages.c; chat.c uses it too). */
 int handlers_check_json(struct request *rq);
 
+/* The relay's on_upstream_error for the OpenAI dialects (chat.c): the upstream's error status with
+ * its message in OpenAI's error shape. */
+struct relay;
+int handlers_openai_upstream_error(struct relay *r, int status, const char *type,
+				   const char *message, const char *body, size_t len);
+
 #endif

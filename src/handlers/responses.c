@@ -113,29 +113,18 @@ static int on_whole(struct relay *r, char *body, size_t len)
 	return 0;
 }
 
-static int on_upstream_error(struct relay *r, int status, const char *type, const char *message,
-			     const char *body, size_t len)
-{
-	(void)body;
-	(void)len;
-	struct json_object *o = openai_error_body(message, openai_error_type(type), NULL, type);
-	int rc = response_json(&r->rq->resp, status, o);
-	json_object_put(o);
-	return rc;
-}
-
 static const struct relay_ops stream_ops = {
 	.mode = RELAY_STREAM,
 	.fmt = RESP_SSE,
 	.on_event = on_event,
 	.on_finish = on_finish,
-	.on_upstream_error = on_upstream_error,
+	.on_upstream_error = handlers_openai_upstream_error,
 };
 
 static const struct relay_ops whole_ops = {
 	.mode = RELAY_WHOLE,
 	.on_whole = on_whole,
-	.on_upstream_error = on_upstream_error,
+	.on_upstream_error = handlers_openai_upstream_error,
 };
 
 /* 128 random bits as hex: a response's id must not be guessable, it is what reading it takes. */
