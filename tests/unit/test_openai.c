@@ -9,22 +9,13 @@
 static const struct openai_limits lim = {.max_tokens = 512, .max_tokens_limit = 8192};
 
 /* The Messages body a Chat Completions body becomes (caller frees), or NULL with *e set. */
+static char *translate_on(const char *body, const struct catalogue_model *info,
+			  struct openai_error *e, struct openai_request *keep);
+
+/* translate_on with no catalogue. */
 static char *translate(const char *body, struct openai_error *e, struct openai_request *keep)
 {
-	struct openai_request rq;
-	if (openai_parse_request(body, strlen(body), &lim, &rq, e) < 0)
-		return NULL;
-	if (openai_apply_model(&rq, NULL, e) < 0) {
-		openai_request_release(&rq);
-		return NULL;
-	}
-	size_t n;
-	char *out = openai_messages_body(&rq, "claude-x", &n);
-	if (keep)
-		*keep = rq;
-	else
-		openai_request_release(&rq);
-	return out;
+	return translate_on(body, NULL, e, keep);
 }
 
 static void test_requests(void)
