@@ -71,10 +71,12 @@ static int put_json_str(struct buf *b, const char *s, size_t n)
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
 	int bad = buf_appendc(b, '"');
-	for (; p < end && !bad; p++) {
+	while (!bad) {
+		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
+			p++;
+		if (p == end)
+			break;
 		unsigned char c = *p;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
 		char t[6] = {'\\', (char)c, 0, 0, 0, 0};
 		size_t tn = 2;
 		switch (c) {
@@ -92,7 +94,7 @@ static int put_json_str(struct buf *b, const char *s, size_t n)
 			break;
 		}
 		bad = buf_append(b, run, (size_t)(p - run)) || buf_append(b, t, tn);
-		run = p + 1;
+		run = ++p;
 	}
 	return bad || buf_append(b, run, (size_t)(end - run)) || buf_appendc(b, '"');
 }

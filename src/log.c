@@ -271,11 +271,8 @@ static int put_str(struct buf *b, const char *s, size_t max)
 	       buf_appendc(b, '"');
 }
 
-/* A member's key after the first, with its comma. */
-static int put_key(struct buf *b, const char *key)
-{
-	return buf_append(b, ",\"", 2) || buf_appends(b, key) || buf_append(b, "\":", 2);
-}
+/* A member's key after the first, with its comma: one literal, its length known. */
+#define PUT_KEY(b, key) buf_append((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1)
 
 /* A duration in milliseconds to a tenth, as "%.1f" prints it; snprintf only for a value near a
  * half tenth, where rounding ms * 10 could differ from printf's exact rounding, or out of range. */
@@ -310,37 +307,37 @@ static int put_bool(struct buf *b, int v)
 static int access_json(struct buf *b, const struct access_record *a)
 {
 	int bad = buf_append(b, "{\"req\":", 7) || put_str(b, log_req_id, sizeof log_req_id) ||
-		  put_key(b, "method") || put_str(b, a->method, ACCESS_METHOD_MAX) ||
-		  put_key(b, "route") || put_str(b, a->route, ACCESS_ROUTE_MAX) ||
-		  put_key(b, "status") || put_i64(b, a->status) || put_key(b, "attempts") ||
-		  put_i64(b, a->attempts) || put_key(b, "ttft_ms") ||
+		  PUT_KEY(b, "method") || put_str(b, a->method, ACCESS_METHOD_MAX) ||
+		  PUT_KEY(b, "route") || put_str(b, a->route, ACCESS_ROUTE_MAX) ||
+		  PUT_KEY(b, "status") || put_i64(b, a->status) || PUT_KEY(b, "attempts") ||
+		  put_i64(b, a->attempts) || PUT_KEY(b, "ttft_ms") ||
 		  (a->ttft_ms >= 0 ? put_ms(b, a->ttft_ms) : buf_append(b, "null", 4)) ||
-		  put_key(b, "duration_ms") || put_ms(b, a->duration_ms) ||
-		  put_key(b, "input_tokens") || put_i64(b, a->input_tokens) ||
-		  put_key(b, "output_tokens") || put_i64(b, a->output_tokens);
+		  PUT_KEY(b, "duration_ms") || put_ms(b, a->duration_ms) ||
+		  PUT_KEY(b, "input_tokens") || put_i64(b, a->input_tokens) ||
+		  PUT_KEY(b, "output_tokens") || put_i64(b, a->output_tokens);
 	if (a->output_tokens_estimated)
-		bad = bad || put_key(b, "output_tokens_estimated") || put_bool(b, 1);
+		bad = bad || PUT_KEY(b, "output_tokens_estimated") || put_bool(b, 1);
 	if (a->cache_write_5m_tokens || a->cache_write_1h_tokens || a->cache_read_tokens)
-		bad = bad || put_key(b, "cache_write_5m_tokens") ||
-		      put_i64(b, a->cache_write_5m_tokens) || put_key(b, "cache_write_1h_tokens") ||
-		      put_i64(b, a->cache_write_1h_tokens) || put_key(b, "cache_read_tokens") ||
+		bad = bad || PUT_KEY(b, "cache_write_5m_tokens") ||
+		      put_i64(b, a->cache_write_5m_tokens) || PUT_KEY(b, "cache_write_1h_tokens") ||
+		      put_i64(b, a->cache_write_1h_tokens) || PUT_KEY(b, "cache_read_tokens") ||
 		      put_i64(b, a->cache_read_tokens);
-	bad = bad || put_key(b, "flushes") || put_u64(b, a->flushes) ||
-	      put_key(b, "delta_flushes") || put_u64(b, a->delta_flushes) ||
-	      put_key(b, "cancelled") || put_bool(b, a->cancelled);
+	bad = bad || PUT_KEY(b, "flushes") || put_u64(b, a->flushes) ||
+	      PUT_KEY(b, "delta_flushes") || put_u64(b, a->delta_flushes) ||
+	      PUT_KEY(b, "cancelled") || put_bool(b, a->cancelled);
 	if (a->error)
-		bad = bad || put_key(b, "error") || put_str(b, a->error, ACCESS_ID_MAX);
+		bad = bad || PUT_KEY(b, "error") || put_str(b, a->error, ACCESS_ID_MAX);
 	if (a->upstream_request_id && *a->upstream_request_id)
-		bad = bad || put_key(b, "upstream_request_id") ||
+		bad = bad || PUT_KEY(b, "upstream_request_id") ||
 		      put_str(b, a->upstream_request_id, ACCESS_ID_MAX);
 	if (a->who)
-		bad = bad || put_key(b, "who") || put_str(b, a->who, ACCESS_ID_MAX);
+		bad = bad || PUT_KEY(b, "who") || put_str(b, a->who, ACCESS_ID_MAX);
 	if (a->model[0])
-		bad = bad || put_key(b, "model") || put_str(b, a->model, ACCESS_ID_MAX);
+		bad = bad || PUT_KEY(b, "model") || put_str(b, a->model, ACCESS_ID_MAX);
 	if (a->who && a->cost_micro_usd >= 0 && a->attempts > 0)
-		bad = bad || put_key(b, "cost_usd") || put_usd(b, a->cost_micro_usd);
+		bad = bad || PUT_KEY(b, "cost_usd") || put_usd(b, a->cost_micro_usd);
 	if (a->refused)
-		bad = bad || put_key(b, "refused") || put_str(b, a->refused, ACCESS_ID_MAX);
+		bad = bad || PUT_KEY(b, "refused") || put_str(b, a->refused, ACCESS_ID_MAX);
 	return bad || buf_appendc(b, '}');
 }
 
