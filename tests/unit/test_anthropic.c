@@ -216,9 +216,10 @@ int main(void)
 	free(body);
 
 	/* The body is written by hand: every byte of a text escaped as json-c escapes it. */
-	char all[256];
+	char all[257]; /* all + 1 is the system prompt: bytes 1 to 255, NUL-terminated */
 	for (int i = 0; i < 256; i++)
 		all[i] = (char)i;
+	all[256] = '\0';
 	struct json_object *js = json_object_new_string_len(all, 256);
 	const char *want = json_object_to_json_string_ext(js, JSON_C_TO_STRING_NOSLASHESCAPE);
 	struct anth_request er = {.model = "m\"1", .max_tokens = -2, .system = all + 1, .text = all,
