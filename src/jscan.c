@@ -235,16 +235,41 @@ enum jscan_result jscan_check(const char *text, size_t len, struct jscan_counts 
 	return r;
 }
 
+/* Texts up to this long share the process's tokener; a longer one gets its own, freed after:
+ * a tokener keeps the buffer its longest string needed, and a worker must not hold on to
+ * megabytes for the rest of its life because one request carried an image. */
+#define SHARED_TOKENER_MAX (64u << 10)
+
+static struct json_tokener *new_strict_tokener(void)
+{
+	/* One level of slack: the scan is the depth limit that counts. */
+	struct json_tokener *tok = json_tokener_new_ex(JSCAN_DEPTH + 2);
+	if (!tok)
+		abort(); /* out of memory: the xmalloc policy */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	return tok;
+}
+
+/* One strict tokener per process, reset before each use: allocating one (a zeroed kilobyte and
+ * its buffer) was a seventh of the cost of checking and parsing a small request body. Workers are
+ * single-threaded; it lives as long as the process. */
+static struct json_tokener *shared_strict_tokener(void)
+{
+	static struct json_tokener *tok;
+	if (!tok)
+		tok = new_strict_tokener();
+	else
+		json_tokener_reset(tok); /* keeps the flags */
+	return tok;
+}
+
 struct json_object *jscan_parse(const char *s, size_t len, enum jscan_result *why)
 {
 	enum jscan_result r = len > INT_MAX ? JSCAN_COSTLY : jscan_check(s, len, NULL);
 	struct json_object *o = NULL;
 	if (r == JSCAN_OK) {
-		/* One level of slack: the scan is the depth limit that counts. */
-		struct json_tokener *tok = json_tokener_new_ex(JSCAN_DEPTH + 2);
-		if (!tok)
-			abort(); /* out of memory: the xmalloc policy */
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		int shared = len <= SHARED_TOKENER_MAX;
+		struct json_tokener *tok = shared ? shared_strict_tokener() : new_strict_tokener();
 		o = json_tokener_parse_ex(tok, s, (int)len);
 		/* A bare top-level number or literal could go on for json-c: a blank ends it. */
 		if (json_tokener_get_error(tok) == json_tokener_continue)
@@ -256,7 +281,8 @@ struct json_object *jscan_parse(const char *s, size_t len, enum jscan_result *wh
 			o = NULL;
 			r = JSCAN_MALFORMED;
 		}
-		json_tokener_free(tok);
+		if (!shared)
+			json_tokener_free(tok);
 	}
 	if (why)
 		*why = r;

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +77,9 @@ void log_close(void)
 
 void log_set_request_id(const char *id)
 {
-	snprintf(log_req_id, sizeof log_req_id, "%s", id ? id : "");
+	size_t n = id ? strnlen(id, sizeof log_req_id - 1) : 0;
+	memcpy(log_req_id, id ? id : "", n);
+	log_req_id[n] = '\0';
 }
 
 int log_enabled(enum log_level level)
@@ -103,15 +104,66 @@ static void log_write(struct buf *line)
 	}
 }
 
+/* Appends the decimal digits of v. */
+static int put_u64(struct buf *b, unsigned long long v)
+{
+	char t[20];
+	size_t i = sizeof t;
+	do
+		t[--i] = (char)('0' + v % 10);
+	while (v /= 10);
+	return buf_append(b, t + i, sizeof t - i);
+}
+
+static int put_i64(struct buf *b, long long v)
+{
+	if (v >= 0)
+		return put_u64(b, (unsigned long long)v);
+	return buf_appendc(b, '-') || put_u64(b, 0ull - (unsigned long long)v);
+}
+
+/* n digits of v, zero-padded (v < 10^n). */
+static int put_padded(struct buf *b, unsigned long v, size_t n)
+{
+	char t[8];
+	for (size_t i = n; i-- > 0; v /= 10)
+		t[i] = (char)('0' + v % 10);
+	return buf_append(b, t, n);
+}
+
+/* The time as 2026-01-31T12:34:56.789Z. The part down to the second is formatted once per second
+ * (gmtime_r and strftime were a tenth of an access line's cost, and a busy worker writes many
+ * lines in one second). */
 static int stamp(struct buf *line)
 {
+	static time_t sec = (time_t)-1;
+	static char text[32];
+	static size_t text_len;
 	struct timespec ts;
-	struct tm tm;
-	char t[32];
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	return buf_printf(line, "%s.%03ldZ", t, ts.tv_nsec / 1000000);
+	if (ts.tv_sec != sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		text_len = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S.", &tm);
+		sec = ts.tv_sec;
+	}
+	return buf_append(line, text, text_len) ||
+	       put_padded(line, (unsigned long)(ts.tv_nsec / 1000000), 3) || buf_appendc(line, 'Z');
+}
+
+/* " llm-fcgi[PID] ": the pid is asked for each time (a forked worker has its own), its text is
+ * made only when it changes. */
+static int put_pid(struct buf *line)
+{
+	static long pid = -1;
+	static char text[48]; /* " llm-fcgi[", a long's 20 digits, "] " */
+	static size_t text_len;
+	long now = (long)getpid();
+	if (now != pid) {
+		text_len = (size_t)snprintf(text, sizeof text, " llm-fcgi[%ld] ", now);
+		pid = now;
+	}
+	return buf_append(line, text, text_len);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -122,9 +174,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	buf_init(&line, LOG_LINE_MAX);
 	/* The prefix (a time, a pid, a level, a request id of 40 bytes at most) and the notice
 	 * instead of a message are far shorter than LOG_LINE_MAX. */
-	BUF_MUST(stamp(&line) ||
-		 buf_printf(&line, " llm-fcgi[%ld] %s%s%s: ", (long)getpid(), level_names[level],
-			    log_req_id[0] ? " req=" : "", log_req_id));
+	BUF_MUST(stamp(&line) || put_pid(&line) ||
+		 buf_printf(&line, "%s%s%s: ", level_names[level], log_req_id[0] ? " req=" : "",
+			    log_req_id));
 	va_list ap;
 	va_start(ap, fmt);
 	if (buf_vprintf(&line, fmt, ap) < 0)
@@ -165,118 +217,139 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-/* A string field of the access line: s cut to at most max of its bytes, at a character, and
- * marked "..." when longer. A byte that is not UTF-8 becomes the character U+00XX (the byte read
- * as Latin-1), so the line stays valid UTF-8 JSON (a parser would reject the raw byte) and the
- * byte can still be told. json-c escapes quotes, backslashes and control characters; a byte takes
- * at most 6 there, which the ACCESS_LINE_MAX budget counts on. scratch holds the copy. */
-static struct json_object *access_str(const char *s, size_t max, struct buf *scratch)
+/* The JSON escape of byte c (a quote, a backslash or a control character), as json-c writes it
+ * (short forms where JSON has them, else \u00XX): the shape the access line always had. */
+static int put_escape(struct buf *b, unsigned char c)
 {
-	const char *text = s ? s : "";
-	const unsigned char *p = (const unsigned char *)text, *run = p;
+	static const char hex[] = "0123456789abcdef";
+	char t[6] = {'\\', (char)c, 0, 0, 0, 0};
+	switch (c) {
+	case '"': case '\\': return buf_append(b, t, 2);
+	case '\b': t[1] = 'b'; return buf_append(b, t, 2);
+	case '\f': t[1] = 'f'; return buf_append(b, t, 2);
+	case '\n': t[1] = 'n'; return buf_append(b, t, 2);
+	case '\r': t[1] = 'r'; return buf_append(b, t, 2);
+	case '\t': t[1] = 't'; return buf_append(b, t, 2);
+	default:
+		memcpy(t + 1, "u00", 3);
+		t[4] = hex[c >> 4];
+		t[5] = hex[c & 0xf];
+		return buf_append(b, t, 6);
+	}
+}
+
+/* A string field of the access line, quoted: s cut to at most max of its bytes, at a character,
+ * and marked "..." when longer. A byte that is not UTF-8 becomes the character U+00XX (the byte
+ * read as Latin-1), so the line stays valid UTF-8 JSON (a parser would reject the raw byte) and
+ * the byte can still be told. Quotes, backslashes and control characters are escaped; a byte
+ * takes at most 6, which the ACCESS_LINE_MAX budget counts on. Runs of characters that need
+ * nothing are copied whole: most fields are one run. */
+static int put_str(struct buf *b, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
 	size_t used = 0;
-	int overflow = 0;
-	buf_reset(scratch);
-	/* Runs of good characters are copied whole: most strings are one run, cut or not. */
-	while (*p) {
-		size_t n = utf8_len(p);
+	int bad = buf_appendc(b, '"');
+	while (*p && !bad) {
+		size_t n = *p >= 0x20 && *p < 0x80 ? 1 : utf8_len(p);
 		if (used + (n ? n : 1) > max)
 			break;
 		used += n ? n : 1;
-		if (n) {
+		if (n > 1 || (n == 1 && *p != '"' && *p != '\\' && *p >= 0x20)) {
 			p += n;
 			continue;
 		}
-		const char latin1[2] = {(char)(0xc0 | *p >> 6), (char)(0x80 | (*p & 0x3f))};
-		overflow = overflow || buf_append(scratch, run, (size_t)(p - run)) ||
-			   buf_append(scratch, latin1, 2);
+		bad = buf_append(b, run, (size_t)(p - run));
+		if (n) {
+			bad = bad || put_escape(b, *p);
+		} else {
+			const char latin1[2] = {(char)(0xc0 | *p >> 6), (char)(0x80 | (*p & 0x3f))};
+			bad = bad || buf_append(b, latin1, 2);
+		}
 		run = ++p;
 	}
-	if (run == (const unsigned char *)text && !*p)
-		return json_object_new_string(text); /* clean and whole: no copy needed */
-	/* Each of the at most max bytes kept takes 2 at most, and "..." 3: the caller's scratch holds
-	 * 2 * max + 3. */
-	BUF_MUST(overflow || buf_append(scratch, run, (size_t)(p - run)) ||
-		 (*p && buf_appends(scratch, "...")));
-	return json_object_new_string_len(buf_cstr(scratch), (int)scratch->len);
+	return bad || buf_append(b, run, (size_t)(p - run)) || (*p && buf_appends(b, "...")) ||
+	       buf_appendc(b, '"');
 }
 
-/* Adds a member whose key is a literal: json-c neither copies it nor looks for a duplicate. */
-static void add(struct json_object *o, const char *key, struct json_object *v)
-{
-	json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT);
-}
+/* A member's key after the first, with its comma: one literal, its length known. */
+#define PUT_KEY(b, key) buf_append((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1)
 
-/* A duration in milliseconds to a tenth, as "%.1f" (json-c's own doubles print 17 digits). */
-static struct json_object *access_ms(double ms)
+/* A duration in milliseconds to a tenth, as "%.1f" prints it; snprintf only for a value near a
+ * half tenth, where rounding ms * 10 could differ from printf's exact rounding, or out of range. */
+static int put_ms(struct buf *b, double ms)
 {
-	char t[48];
-	snprintf(t, sizeof t, "%.1f", ms);
-	return json_object_new_double_s(ms, t);
-}
-
-/* Micro-dollars as dollars with six decimals, exact. */
-static struct json_object *access_usd(long long micro)
-{
-	char t[48];
-	snprintf(t, sizeof t, "%lld.%06lld", micro / 1000000, micro % 1000000);
-	return json_object_new_double_s((double)micro / 1e6, t);
-}
-
-/* The record as a JSON object, fields in the order the access line has always had. */
-static struct json_object *access_json(const struct access_record *a, struct buf *scratch)
-{
-	struct json_object *o = json_object_new_object();
-	add(o, "req", access_str(log_req_id, sizeof log_req_id, scratch));
-	add(o, "method", access_str(a->method, ACCESS_METHOD_MAX, scratch));
-	add(o, "route", access_str(a->route, ACCESS_ROUTE_MAX, scratch));
-	add(o, "status", json_object_new_int(a->status));
-	add(o, "attempts", json_object_new_int(a->attempts));
-	add(o, "ttft_ms", a->ttft_ms >= 0 ? access_ms(a->ttft_ms) : NULL);
-	add(o, "duration_ms", access_ms(a->duration_ms));
-	add(o, "input_tokens", json_object_new_int64(a->input_tokens));
-	add(o, "output_tokens", json_object_new_int64(a->output_tokens));
-	if (a->output_tokens_estimated)
-		add(o, "output_tokens_estimated", json_object_new_boolean(1));
-	if (a->cache_write_5m_tokens || a->cache_write_1h_tokens || a->cache_read_tokens) {
-		add(o, "cache_write_5m_tokens", json_object_new_int64(a->cache_write_5m_tokens));
-		add(o, "cache_write_1h_tokens", json_object_new_int64(a->cache_write_1h_tokens));
-		add(o, "cache_read_tokens", json_object_new_int64(a->cache_read_tokens));
+	double t = ms * 10, frac = t >= 0 && t < 1e15 ? t - (double)(unsigned long long)t : 0.5;
+	if (frac > 0.5 - 1e-6 && frac < 0.5 + 1e-6) {
+		char s[48];
+		int n = snprintf(s, sizeof s, "%.1f", ms);
+		return buf_append(b, s, n > 0 && (size_t)n < sizeof s ? (size_t)n : 0);
 	}
-	add(o, "flushes", json_object_new_int64(a->flushes));
-	add(o, "delta_flushes", json_object_new_int64(a->delta_flushes));
-	add(o, "cancelled", json_object_new_boolean(a->cancelled));
+	unsigned long long tenths = (unsigned long long)(t + 0.5);
+	return put_u64(b, tenths / 10) || buf_appendc(b, '.') ||
+	       buf_appendc(b, (char)('0' + tenths % 10));
+}
+
+/* Micro-dollars (>= 0) as dollars with six decimals, exact. */
+static int put_usd(struct buf *b, long long micro)
+{
+	return put_i64(b, micro / 1000000) || buf_appendc(b, '.') ||
+	       put_padded(b, (unsigned long)(micro % 1000000), 6);
+}
+
+static int put_bool(struct buf *b, int v)
+{
+	return v ? buf_append(b, "true", 4) : buf_append(b, "false", 5);
+}
+
+/* The record as a JSON object, fields in the order the access line has always had. Written by
+ * hand rather than through a json-c tree: the tree, its serialisation and its release cost about
+ * 25,000 instructions a line, a tenth of a whole synchronous request (see README, Performance). */
+static int access_json(struct buf *b, const struct access_record *a)
+{
+	int bad = buf_append(b, "{\"req\":", 7) || put_str(b, log_req_id, sizeof log_req_id) ||
+		  PUT_KEY(b, "method") || put_str(b, a->method, ACCESS_METHOD_MAX) ||
+		  PUT_KEY(b, "route") || put_str(b, a->route, ACCESS_ROUTE_MAX) ||
+		  PUT_KEY(b, "status") || put_i64(b, a->status) || PUT_KEY(b, "attempts") ||
+		  put_i64(b, a->attempts) || PUT_KEY(b, "ttft_ms") ||
+		  (a->ttft_ms >= 0 ? put_ms(b, a->ttft_ms) : buf_append(b, "null", 4)) ||
+		  PUT_KEY(b, "duration_ms") || put_ms(b, a->duration_ms) ||
+		  PUT_KEY(b, "input_tokens") || put_i64(b, a->input_tokens) ||
+		  PUT_KEY(b, "output_tokens") || put_i64(b, a->output_tokens);
+	if (a->output_tokens_estimated)
+		bad = bad || PUT_KEY(b, "output_tokens_estimated") || put_bool(b, 1);
+	if (a->cache_write_5m_tokens || a->cache_write_1h_tokens || a->cache_read_tokens)
+		bad = bad || PUT_KEY(b, "cache_write_5m_tokens") ||
+		      put_i64(b, a->cache_write_5m_tokens) || PUT_KEY(b, "cache_write_1h_tokens") ||
+		      put_i64(b, a->cache_write_1h_tokens) || PUT_KEY(b, "cache_read_tokens") ||
+		      put_i64(b, a->cache_read_tokens);
+	bad = bad || PUT_KEY(b, "flushes") || put_u64(b, a->flushes) ||
+	      PUT_KEY(b, "delta_flushes") || put_u64(b, a->delta_flushes) ||
+	      PUT_KEY(b, "cancelled") || put_bool(b, a->cancelled);
 	if (a->error)
-		add(o, "error", access_str(a->error, ACCESS_ID_MAX, scratch));
+		bad = bad || PUT_KEY(b, "error") || put_str(b, a->error, ACCESS_ID_MAX);
 	if (a->upstream_request_id && *a->upstream_request_id)
-		add(o, "upstream_request_id", access_str(a->upstream_request_id, ACCESS_ID_MAX, scratch));
+		bad = bad || PUT_KEY(b, "upstream_request_id") ||
+		      put_str(b, a->upstream_request_id, ACCESS_ID_MAX);
 	if (a->who)
-		add(o, "who", access_str(a->who, ACCESS_ID_MAX, scratch));
+		bad = bad || PUT_KEY(b, "who") || put_str(b, a->who, ACCESS_ID_MAX);
 	if (a->model[0])
-		add(o, "model", access_str(a->model, ACCESS_ID_MAX, scratch));
+		bad = bad || PUT_KEY(b, "model") || put_str(b, a->model, ACCESS_ID_MAX);
 	if (a->who && a->cost_micro_usd >= 0 && a->attempts > 0)
-		add(o, "cost_usd", access_usd(a->cost_micro_usd));
+		bad = bad || PUT_KEY(b, "cost_usd") || put_usd(b, a->cost_micro_usd);
 	if (a->refused)
-		add(o, "refused", access_str(a->refused, ACCESS_ID_MAX, scratch));
-	return o;
+		bad = bad || PUT_KEY(b, "refused") || put_str(b, a->refused, ACCESS_ID_MAX);
+	return bad || buf_appendc(b, '}');
 }
 
 void log_access(const struct access_record *a)
 {
 	if (!log_enabled(LOG_INFO))
 		return;
-	struct buf line, scratch;
-	buf_init(&line, ACCESS_LINE_MAX);
-	buf_init(&scratch, 2 * ACCESS_ROUTE_MAX + 3);
-	struct json_object *o = access_json(a, &scratch);
-	size_t len;
-	const char *js = json_object_to_json_string_length(
-		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	/* One line buffer per process, kept between requests: its memory is allocated once. */
+	static struct buf line = {.max = ACCESS_LINE_MAX};
+	buf_reset(&line);
 	/* The fields' cuts keep the line within ACCESS_LINE_MAX (see there). */
-	BUF_MUST(stamp(&line) || buf_printf(&line, " llm-fcgi[%ld] access ", (long)getpid()) ||
-		 buf_append(&line, js, len));
+	BUF_MUST(stamp(&line) || put_pid(&line) || buf_append(&line, "access ", 7) ||
+		 access_json(&line, a));
 	log_write(&line);
-	json_object_put(o);
-	buf_release(&scratch);
-	buf_release(&line);
 }

@@ -92,7 +92,9 @@ static void note_request_id(struct relay *r, const char *id)
 	struct request *rq = r->rq;
 	if (!id[0])
 		return;
-	snprintf(rq->upstream_request_id, sizeof rq->upstream_request_id, "%s", id);
+	size_t n = strnlen(id, sizeof rq->upstream_request_id - 1);
+	memcpy(rq->upstream_request_id, id, n);
+	rq->upstream_request_id[n] = '\0';
 	anthropic_scrub(rq->upstream_request_id, r->key);
 	if (rq->resp.committed)
 		return;

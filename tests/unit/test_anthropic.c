@@ -215,6 +215,24 @@ int main(void)
 	tap_is_int(n, strlen(body), "length");
 	free(body);
 
+	/* The body is written by hand: every byte of a text escaped as json-c escapes it. */
+	char all[257]; /* all + 1 is the system prompt: bytes 1 to 255, NUL-terminated */
+	for (int i = 0; i < 256; i++)
+		all[i] = (char)i;
+	all[256] = '\0';
+	struct json_object *js = json_object_new_string_len(all, 256);
+	const char *want = json_object_to_json_string_ext(js, JSON_C_TO_STRING_NOSLASHESCAPE);
+	struct anth_request er = {.model = "m\"1", .max_tokens = -2, .system = all + 1, .text = all,
+				  .text_len = 256};
+	body = anthropic_request_body(&er, &n);
+	char *at = strstr(body, "\"content\":");
+	tap_ok(at && strncmp(at + 10, want, strlen(want)) == 0 && strcmp(at + 10 + strlen(want), "}]}") == 0,
+	       "all 256 bytes escaped as json-c escapes them");
+	tap_ok(strncmp(body, "{\"model\":\"m\\\"1\",\"max_tokens\":-2,\"system\":\"\\u0001", 48) == 0,
+	       "model and system escaped too");
+	json_object_put(js);
+	free(body);
+
 	struct json_object *turns = json_tokener_parse(
 		"[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
 		"{\"role\":\"user\",\"content\":\"c\"}]");

@@ -109,6 +109,28 @@ int main(void)
 	json_object_put(o);
 	buf_release(&long_path);
 
+	/* Numbers are written without printf: each must read as printf wrote it. */
+	static const double ms[] = {0, 0.04, 0.05, 0.15, 0.25, 0.95, 1.05, 9.96, 12.34, 310.25, 999.95,
+				    123456.789, 1e12};
+	int same = 1;
+	a = (struct access_record){.method = "GET", .route = "/v1/models", .status = 200,
+				   .input_tokens = -3, .who = "key:a\b\t\f\r",
+				   .cost_micro_usd = 12000034, .attempts = 1};
+	for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+		char want[64];
+		a.ttft_ms = a.duration_ms = ms[i];
+		o = line_of(&a, raw, sizeof raw);
+		snprintf(want, sizeof want, "\"ttft_ms\":%.1f,\"duration_ms\":%.1f,", ms[i], ms[i]);
+		same = same && o && strstr(raw, want);
+		json_object_put(o);
+	}
+	tap_ok(same, "durations read as printf's %%.1f, ties and large values included");
+	o = line_of(&a, raw, sizeof raw);
+	tap_ok(strstr(raw, "\"input_tokens\":-3,") && strstr(raw, "\"cost_usd\":12.000034") &&
+		       strstr(raw, "\"who\":\"key:a\\b\\t\\f\\r\""),
+	       "negative counts, six-decimal dollars, short escapes as json-c wrote them");
+	json_object_put(o);
+
 	log_close();
 	unlink(path);
 	return tap_done();
