@@ -19,8 +19,8 @@
 #include <time.h>
 
 #include "../anthropic.h"
-#include "../openai.h"
 #include "../log.h"
+#include "../openai.h"
 #include "../relay.h"
 #include "../store.h"
 #include "../upstream.h"
@@ -71,25 +71,36 @@ static void keep_thinking(struct request *rq, const char *id, char *blocks, size
 	free(blocks);
 }
 
-/* The thinking kept for the tool calls whose results the request hands back, into out: sets
- * orq->thinking_back and returns the blocks' JSON text (in out), NULL when there are none. */
-static const char *thinking_back(struct request *rq, struct openai_request *orq, struct buf *out)
+/* The thinking kept for the tool calls whose results the request hands back, read into out:
+ * sets orq->thinking_back and *blocks to the blocks' JSON text (in out) when there are some for
+ * this identity, else leaves them. Returns 0, or -1 when it has answered (the store is down: a
+ * 502, as for the Responses API's kept responses, rather than a 400 saying they expired). */
+static int thinking_back(struct request *rq, struct openai_request *orq, struct buf *out,
+			 const char **blocks)
 {
 	const char *id = openai_thinking_wanted(orq);
 	const char *who = rq->acc.who ? rq->acc.who : "";
 	char key[STORE_BLOB_KEY_MAX];
 	int found = 0;
+	*blocks = NULL;
 	if (!id || !rq->srv->store)
-		return NULL;
+		return 0;
 	thinking_key(key, id);
-	if (store_get_blob(rq->srv->store, key, out, &found) == STORE_DOWN)
-		log_error("chat: the store (%s) cannot be read: %s is taken as gone",
-			  store_backend(rq->srv->store), key);
+	if (store_get_blob(rq->srv->store, key, out, &found) == STORE_DOWN) {
+		log_error("chat: the store (%s) cannot be read for %s", store_backend(rq->srv->store),
+			  key);
+		struct openai_error oe = {.kind = ERR_UPSTREAM, .code = "store_unavailable"};
+		snprintf(oe.message, sizeof oe.message, "The store that keeps the thinking of tool "
+			 "calls cannot be read; retry shortly");
+		refuse(rq, &oe);
+		return -1;
+	}
 	const char *nl = found ? memchr(out->data, '\n', out->len) : NULL;
 	if (!nl || (size_t)(nl - out->data) != strlen(who) || memcmp(out->data, who, strlen(who)))
-		return NULL;
+		return 0;
 	orq->thinking_back = 1;
-	return nl + 1;
+	*blocks = nl + 1;
+	return 0;
 }
 
 static int on_event(struct relay *r, const struct sse_event *e, const struct anth_event *ev)
@@ -170,9 +181,13 @@ static int over_limit(const struct request *rq, const struct openai_request *orq
 	long limit = handlers_max_tokens_limit(rq, m->target, m->target_len);
 	if (orq->max_tokens <= limit)
 		return 0;
-	const char *f = json_object_object_get_ex(orq->root, "max_completion_tokens", NULL)
-			? "max_completion_tokens" : json_object_object_get_ex(orq->root,
-			"max_output_tokens", NULL) ? "max_output_tokens" : "max_tokens";
+	/* The field it came from, as the parser reads them (a null one is not given). */
+	static const char *const fields[] = {"max_completion_tokens", "max_output_tokens"};
+	const char *f = "max_tokens";
+	struct json_object *v;
+	for (size_t i = 0; i < 2 && strcmp(f, "max_tokens") == 0; i++)
+		if (json_object_object_get_ex(orq->root, fields[i], &v) && v)
+			f = fields[i];
 	openai_refuse(oe, f, "invalid_value", "%s: %ld is more than this server allows (%ld)", f,
 		      orq->max_tokens, limit);
 	return 1;
@@ -233,9 +248,10 @@ void handle_chat(struct request *rq)
 		return;
 	}
 	struct buf kept;
+	const char *blocks;
 	buf_init(&kept, STORE_BLOB_MAX);
-	const char *blocks = thinking_back(rq, &orq, &kept);
-	char *target = handlers_openai_model(rq, &orq);
+	char *target = thinking_back(rq, &orq, &kept, &blocks) < 0 ? NULL
+		       : handlers_openai_model(rq, &orq);
 	if (!target) {
 		buf_release(&kept);
 		openai_request_release(&orq);
