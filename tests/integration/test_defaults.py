@@ -17,6 +17,7 @@ import shutil
 import tempfile
 
 from harness import SRCDIR, Stack, http_json, run_tests, sse_events
+from test_api_compat import node_ready, run_sdk
 
 CATALOGUE = os.path.join(SRCDIR, "data", "models.json")
 KEY_A = "sk-defaults-alice-0123456789"
@@ -145,6 +146,19 @@ def check_round_trip(tap, base):
            "an unknown or expired tool call id: a clear 400 naming messages", (st, b[:400]))
 
 
+def check_sdk(tap, base):
+    node = node_ready(tap)
+    if not node:
+        tap.skip("OpenAI SDK tool round trip on %s" % ALWAYS, "no npm")
+        return
+    for stream in ("0", "1"):
+        r = run_sdk(tap, node, "thinking-tools.mjs", {"BASE_URL": base + "/v1", "CLIENT_KEY": KEY_A,
+                                                      "MODEL": ALWAYS, "STREAM": stream})
+        tap.ok(r.get("ok") and r.get("calls") and "Sunny" in (r.get("answer") or ""),
+               "OpenAI SDK (%s): a tool round trip on %s gets its thinking back" %
+               ("stream" if stream == "1" else "create", ALWAYS), r)
+
+
 def main(tap):
     tmp = tempfile.mkdtemp(prefix="llm-fcgi-defaults.")
     try:
@@ -153,6 +167,7 @@ def main(tap):
         try:
             check_keyed(tap, s.base)
             check_round_trip(tap, s.base)
+            check_sdk(tap, s.base)
         finally:
             s.stop()
         s = Stack(settings=settings())
