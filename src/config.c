@@ -191,6 +191,9 @@ static const char *check_models(char **value)
 		split_model(p, n, &m);
 		if (!m.name_len || !m.target_len || memchr(m.target, '=', m.target_len))
 			return "must be model ids or alias=id, separated by spaces or commas";
+		if (m.name != m.target && (memchr(m.name, '*', m.name_len) ||
+					   memchr(m.target, '*', m.target_len)))
+			return "has '*' in an alias: '*' stands alone";
 		if (m.name_len > 256 || m.target_len > 256)
 			return "has a model name longer than 256 bytes";
 		for (const char *r = *value; next_entry(&r, &q, &k) && q < p;) {
@@ -277,6 +280,7 @@ static const struct opt opts[] = {
 		.help = "model the requests are sent to"),
 	KEY(models, OPT_STRING, .def = "", .check = check_models,
 		.help = "models /v1/ clients may name (id or alias=id, space or comma separated); "
+			"* adds every current catalogue model for keyed or authenticated clients; "
 			"empty = model only"),
 	/* Thinking counts against max_tokens: 1024 leaves a summary room even on a model that
 	 * always thinks (at low effort). */
@@ -1075,7 +1079,7 @@ int config_check_models(const struct config *cfg, int yyyymmdd, FILE *out)
 	int bad = check_one_model(cfg, cfg->model, strlen(cfg->model), yyyymmdd, out);
 	const char *pos = NULL;
 	struct config_model m;
-	while (cfg->models && *cfg->models && config_model_next(cfg, &pos, &m))
+	while (cfg->models && config_model_next(cfg, &pos, &m) && pos != cfg->model)
 		if (m.target_len != strlen(cfg->model) || memcmp(m.target, cfg->model, m.target_len) != 0)
 			bad += check_one_model(cfg, m.target, m.target_len, yyyymmdd, out);
 	return bad;
@@ -1236,14 +1240,30 @@ void config_release(struct config *cfg)
 	limits_empty(&cfg->limits);
 }
 
+/* The "*" entry of models: it names no model of its own (config_models_any). */
+static int is_star(const char *p, size_t n)
+{
+	return n == 1 && *p == '*';
+}
+
+/* Steps to the next entry of models that names a model. */
+static int next_named(const char **pos, const char **p, size_t *n)
+{
+	while (next_entry(pos, p, n))
+		if (!is_star(*p, *n))
+			return 1;
+	return 0;
+}
+
 int config_model_next(const struct config *cfg, const char **pos, struct config_model *m)
 {
-	const char *p;
+	const char *p, *first = cfg->models;
 	size_t n;
-	if (cfg->models && *cfg->models) {
+	/* A list that names models; "*" alone leaves the one configured model for everybody. */
+	if (cfg->models && next_named(&first, &p, &n)) {
 		if (!*pos)
 			*pos = cfg->models;
-		if (!next_entry(pos, &p, &n))
+		if (!next_named(pos, &p, &n))
 			return 0;
 		split_model(p, n, m);
 		return 1;
@@ -1255,6 +1275,16 @@ int config_model_next(const struct config *cfg, const char **pos, struct config_
 	m->name = m->target = cfg->model;
 	m->name_len = m->target_len = strlen(cfg->model);
 	return 1;
+}
+
+int config_models_any(const struct config *cfg)
+{
+	const char *pos = cfg->models, *p;
+	size_t n;
+	while (pos && next_entry(&pos, &p, &n))
+		if (is_star(p, n))
+			return 1;
+	return 0;
 }
 
 int config_model_find(const struct config *cfg, const char *name, size_t n, struct config_model *m)

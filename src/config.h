@@ -117,6 +117,9 @@ struct config_model {
 /* Iterates over the accepted names in the order of models (just model when models is empty):
  * *pos starts as NULL. Returns 1 with *m set, 0 after the last. */
 int config_model_next(const struct config *cfg, const char **pos, struct config_model *m);
+/* 1 when models holds "*": identified clients (a client key, the web server's user) may also
+ * name any model the catalogue lists as current (handlers_model_find). */
+int config_models_any(const struct config *cfg);
 /* Looks up a name a client sent (n bytes). Returns 1 with *m set, or 0 when not accepted. */
 int config_model_find(const struct config *cfg, const char *name, size_t n, struct config_model *m);
 

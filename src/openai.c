@@ -983,10 +983,10 @@ static int apply_budget(struct openai_request *rq, const char *level, struct ope
 }
 
 /* Thinking: off where the model allows it unless the client asked for reasoning; shown as
- * reasoning_content only when asked for. A request that hands tool results back runs without
- * thinking where the model allows it (the thinking blocks of the turn that called the tools do
- * not travel through Chat Completions, and the API wants them back), and is a 400 on a model
- * that always thinks. */
+ * reasoning_content only when asked for. A request that hands tool results back whose calling
+ * turn's thinking this server no longer has (the blocks do not travel through Chat Completions,
+ * and the API wants them back) runs without thinking where the model allows it, and is a 400 on
+ * a model that always thinks. */
 static int apply_thinking(struct openai_request *rq, const struct catalogue_model *info,
 			  struct openai_error *e)
 {
@@ -994,8 +994,9 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	int asked = r && strcmp(r, "none") != 0;
 	const char *level = !asked ? "low" : strcmp(r, "minimal") == 0 ? "low" : r;
 	int forced = is_forced(rq->tool_choice_out);
+	int lost = rq->ends_with_results && !rq->thinking_back; /* results without their thinking */
 	if (!info) { /* no catalogue: the client's request as sent, or nothing */
-		if (asked && !rq->ends_with_results) {
+		if (asked && !lost) {
 			rq->thinking = thinking_of("adaptive", 0);
 			rq->effort = level;
 			rq->show_reasoning = 1;
@@ -1003,11 +1004,13 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 		return 0;
 	}
 	int always = info->thinking == CATALOGUE_THINKING_ALWAYS_ON;
-	if (always && rq->ends_with_results)
-		return openai_refuse(e, "messages", "unsupported_value", "messages: this model always thinks, "
-			      "and the API needs the thinking of the turn that called the tools back with "
-			      "their results, which Chat Completions cannot carry: use /v1/messages or a "
-			      "model that can answer without thinking");
+	if (always && lost)
+		return openai_refuse(e, "messages", "thinking_not_found", "messages: this model always "
+			      "thinks, and the API needs the thinking of the turn that called the tools "
+			      "back with their results; this server keeps it for %d hours for the tool "
+			      "calls it answered, and has none for this one (expired, evicted, or answered "
+			      "elsewhere): start the tool round again, or use /v1/messages",
+			      OPENAI_KEEP_TTL_S / 3600);
 	if (asked && (info->thinking == CATALOGUE_THINKING_NONE || (forced && !always)))
 		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: %s",
 			      forced ? "reasoning cannot be combined with a forced tool choice (or a "
@@ -1017,7 +1020,7 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 			      "model always reasons; none is not available");
 	if (info->thinking == CATALOGUE_THINKING_NONE)
 		return 0;
-	if (!always && (!asked || rq->ends_with_results)) {
+	if (!always && (!asked || lost)) {
 		rq->thinking = thinking_of("disabled", 0);
 		return 0;
 	}
@@ -1030,6 +1033,107 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	else if (asked)
 		return openai_refuse(e, "reasoning_effort", "unsupported_value", "reasoning_effort: this "
 			      "model does not take '%s'", r);
+	return 0;
+}
+
+/* ---- thinking across a tool round trip ---- */
+
+static int is_thinking(const char *type)
+{
+	return type && (strcmp(type, "thinking") == 0 || strcmp(type, "redacted_thinking") == 0);
+}
+
+/* A tool call id fit for a store key: 1 to OPENAI_CALL_ID_MAX of [A-Za-z0-9_-]. */
+static int call_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	return n && n <= OPENAI_CALL_ID_MAX &&
+	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* blocks as JSON text, when there are any to keep with a call id (caller frees). */
+static char *kept_text(struct json_object *blocks, const char *id, size_t *len)
+{
+	if (!blocks || !json_object_array_length(blocks) || !*id)
+		return NULL;
+	const char *s = json_object_to_json_string_length(blocks, ENCODE_FLAGS, len);
+	return xstrndup(s, *len);
+}
+
+char *openai_thinking_kept(const char *body, size_t len, char id[OPENAI_CALL_ID_MAX + 1],
+			   size_t *out_len)
+{
+	struct json_object *root = anthropic_json_parse_strict(body, len), *content;
+	struct json_object *blocks = json_object_new_array();
+	id[0] = '\0';
+	size_t n = json_object_object_get_ex(root, "content", &content) &&
+		   json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 0;
+	for (size_t i = 0; i < n && !id[0]; i++) {
+		struct json_object *b = json_object_array_get_idx(content, i);
+		const char *type = jx_string(b, "type");
+		if (is_thinking(type)) {
+			json_object_array_add(blocks, json_object_get(b));
+		} else if (type && strcmp(type, "tool_use") == 0) {
+			if (!call_id_ok(jx_string(b, "id")))
+				break;
+			snprintf(id, OPENAI_CALL_ID_MAX + 1, "%s", jx_string(b, "id"));
+		}
+	}
+	char *out = kept_text(blocks, id, out_len);
+	json_object_put(blocks);
+	json_object_put(root);
+	return out;
+}
+
+/* The assistant turn whose tool calls the request's last turn answers, or NULL. */
+static struct json_object *calling_turn(const struct openai_request *rq)
+{
+	size_t n = rq->messages ? json_object_array_length(rq->messages) : 0;
+	struct json_object *t = n >= 2 ? json_object_array_get_idx(rq->messages, n - 2) : NULL, *c;
+	const char *role = jx_string(t, "role");
+	if (!rq->ends_with_results || !role || strcmp(role, "assistant") != 0 ||
+	    !json_object_object_get_ex(t, "content", &c) || !json_object_is_type(c, json_type_array))
+		return NULL;
+	return t;
+}
+
+const char *openai_thinking_wanted(const struct openai_request *rq)
+{
+	struct json_object *t = calling_turn(rq), *c = NULL;
+	if (t)
+		json_object_object_get_ex(t, "content", &c);
+	size_t n = c ? json_object_array_length(c) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *b = json_object_array_get_idx(c, i);
+		const char *type = jx_string(b, "type");
+		if (is_thinking(type))
+			return NULL;
+		if (type && strcmp(type, "tool_use") == 0)
+			return call_id_ok(jx_string(b, "id")) ? jx_string(b, "id") : NULL;
+	}
+	return NULL;
+}
+
+int openai_thinking_insert(struct openai_request *rq, const char *blocks, size_t len)
+{
+	struct json_object *t = calling_turn(rq), *kept = anthropic_json_parse_strict(blocks, len), *c;
+	size_t n = json_object_is_type(kept, json_type_array) ? json_object_array_length(kept) : 0;
+	int ok = t && n;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = is_thinking(jx_string(json_object_array_get_idx(kept, i), "type"));
+	if (!ok) {
+		json_object_put(kept);
+		return -1;
+	}
+	const char *type = rq->thinking ? jx_string(rq->thinking, "type") : NULL;
+	if (!type || strcmp(type, "disabled") != 0) {
+		/* The blocks first, as the API wants them, then the turn's text and calls. */
+		json_object_object_get_ex(t, "content", &c);
+		for (size_t i = 0; i < json_object_array_length(c); i++)
+			json_object_array_add(kept, json_object_get(json_object_array_get_idx(c, i)));
+		json_object_object_add(t, "content", json_object_get(kept));
+	}
+	json_object_put(kept);
 	return 0;
 }
 
@@ -1336,6 +1440,95 @@ void openai_stream_release(struct openai_stream *s)
 {
 	free(s->model);
 	s->model = NULL;
+	json_object_put(s->kept);
+	json_object_put(s->thinking);
+	s->kept = s->thinking = NULL;
+	buf_release(&s->think_text);
+	buf_release(&s->think_sig);
+}
+
+void openai_stream_keep(struct openai_stream *s, size_t cap)
+{
+	s->keep_cap = cap;
+	buf_init(&s->think_text, cap);
+	buf_init(&s->think_sig, cap);
+}
+
+/* Stops keeping: the thinking is more than the store could hold. */
+static void keep_none(struct openai_stream *s)
+{
+	s->keep_cap = 0;
+	json_object_put(s->kept);
+	json_object_put(s->thinking);
+	s->kept = s->thinking = NULL;
+}
+
+/* content_block_start while keeping: a thinking block starts collecting its deltas, a redacted
+ * one comes whole, the first tool call ends the collection. */
+static void keep_start(struct openai_stream *s, struct json_object *b)
+{
+	const char *type = jx_string(b, "type");
+	if (!s->keep_cap || s->kept_id[0] || !type)
+		return;
+	if (strcmp(type, "tool_use") == 0) {
+		if (call_id_ok(jx_string(b, "id")))
+			snprintf(s->kept_id, sizeof s->kept_id, "%s", jx_string(b, "id"));
+		else
+			keep_none(s);
+		return;
+	}
+	if (!is_thinking(type))
+		return;
+	if (!s->kept)
+		s->kept = json_object_new_array();
+	if (strcmp(type, "redacted_thinking") == 0) {
+		size_t n = strlen(json_object_to_json_string_ext(b, ENCODE_FLAGS));
+		if ((s->kept_bytes += n) > s->keep_cap)
+			keep_none(s);
+		else
+			json_object_array_add(s->kept, json_object_get(b));
+		return;
+	}
+	json_object_put(s->thinking);
+	s->thinking = json_object_get(b);
+	buf_reset(&s->think_text);
+	buf_reset(&s->think_sig);
+}
+
+/* A thinking or signature delta of the thinking block in progress. */
+static void keep_delta(struct openai_stream *s, const char *type, struct json_object *d)
+{
+	struct json_object *v;
+	int sig = strcmp(type, "signature_delta") == 0;
+	if (!s->thinking || (!sig && strcmp(type, "thinking_delta") != 0) ||
+	    !json_object_object_get_ex(d, sig ? "signature" : "thinking", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	size_t n = (size_t)json_object_get_string_len(v);
+	if ((s->kept_bytes += n) > s->keep_cap ||
+	    buf_append(sig ? &s->think_sig : &s->think_text, json_object_get_string(v), n) < 0)
+		keep_none(s);
+}
+
+/* content_block_stop of the thinking block in progress: it joins the kept blocks whole. */
+static void keep_stop(struct openai_stream *s)
+{
+	if (!s->thinking || !s->kept)
+		return;
+	struct json_object *b = json_object_new_object();
+	json_object_object_add(b, "type", json_object_new_string("thinking"));
+	json_object_object_add(b, "thinking", json_object_new_string_len(s->think_text.data ?
+		s->think_text.data : "", (int)s->think_text.len));
+	json_object_object_add(b, "signature", json_object_new_string_len(s->think_sig.data ?
+		s->think_sig.data : "", (int)s->think_sig.len));
+	json_object_array_add(s->kept, b);
+	json_object_put(s->thinking);
+	s->thinking = NULL;
+}
+
+char *openai_stream_kept(struct openai_stream *s, size_t *len)
+{
+	return s->keep_cap ? kept_text(s->kept, s->kept_id, len) : NULL;
 }
 
 /* Appends "data: JSON\n\n" for o (a new reference, put here). */
@@ -1406,6 +1599,7 @@ static int block_start(struct openai_stream *s, const char *data, size_t len, st
 	}
 	s->block = json_object_get_int64(idx);
 	s->block_kind = BLOCK_OTHER;
+	keep_start(s, b);
 	const char *name = jx_string(b, "name");
 	if (strcmp(jx_string(b, "type"), "tool_use") == 0 && name) {
 		if (s->format_tool[0] && strcmp(name, s->format_tool) == 0) {
@@ -1436,6 +1630,8 @@ static void block_delta(struct openai_stream *s, const struct anth_event *ev, st
 	    json_object_get_int64(idx) != s->block)
 		return;
 	const char *type = jx_string(d, "type");
+	if (type)
+		keep_delta(s, type, d);
 	if (type && strcmp(type, "input_json_delta") == 0 &&
 	    json_object_object_get_ex(d, "partial_json", &v) &&
 	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v)) {
@@ -1512,6 +1708,7 @@ enum openai_step openai_stream_event(struct openai_stream *s, const char *name, 
 	if (strcmp(name, "content_block_delta") == 0)
 		block_delta(s, ev, out);
 	else if (strcmp(name, "content_block_stop") == 0) {
+		keep_stop(s);
 		s->block = -1;
 		s->block_kind = BLOCK_OTHER;
 	}

@@ -77,6 +77,8 @@ struct openai_request {
 	const char *format_name;      /* json_schema.name, or NULL */
 	const char *reasoning;        /* reasoning_effort as sent, or NULL */
 	int ends_with_results;        /* the last turn hands tool results back */
+	int thinking_back;            /* the thinking of the turn that called those tools was kept
+				       * here (openai_thinking_wanted): it goes back with them */
 	/* Set by openai_apply_model for the model the request goes to: */
 	struct json_object *tool_choice_out; /* owned: the Messages tool_choice, or NULL */
 	struct json_object *thinking;        /* owned: the thinking member, or NULL */
@@ -142,6 +144,29 @@ void openai_read_usage(struct json_object *usage, struct openai_usage *u);
 char *openai_completion(const char *body, size_t len, const struct openai_request *rq,
 			long created, struct openai_usage *u, size_t *out_len);
 
+/* The longest tool call id whose thinking is kept (the store's key is "think_" + id), and how
+ * long it is kept: a tool round trip takes seconds to minutes, a person's approval longer. */
+#define OPENAI_CALL_ID_MAX 56
+#define OPENAI_KEEP_TTL_S (24 * 3600)
+
+/* Thinking across a tool round trip. The Messages API wants the thinking blocks of the turn that
+ * called tools, signatures intact, back with the results; Chat Completions clients drop them. So
+ * the gateway keeps them (chat.c, in the store) under the first call's id and puts them back:
+ *
+ * The blocks to keep from a whole answer: a JSON array of its thinking and redacted_thinking
+ * blocks before its first tool call, as they came (caller frees; *len set), and that call's id
+ * in id; NULL when the answer calls no tool after thinking or the id is not plain or too long. */
+char *openai_thinking_kept(const char *body, size_t len, char id[OPENAI_CALL_ID_MAX + 1],
+			   size_t *out_len);
+/* For a request that hands tool results back: the id of the first call of the assistant turn
+ * they answer, when that turn has no thinking of its own; else NULL. Points into rq. */
+const char *openai_thinking_wanted(const struct openai_request *rq);
+/* Puts kept blocks (openai_thinking_kept's text) at the start of that assistant turn, unless the
+ * request runs with thinking disabled (run after openai_apply_model). Returns 0, or -1 when
+ * blocks is not an array of thinking blocks (nothing changed). Signatures are never made up:
+ * the blocks are the upstream's own. */
+int openai_thinking_insert(struct openai_request *rq, const char *blocks, size_t len);
+
 /* One streamed completion: Messages events in, chat.completion.chunk frames out. */
 struct openai_stream {
 	char *model;
@@ -156,6 +181,14 @@ struct openai_stream {
 	char stop_reason[64];  /* from message_delta */
 	struct openai_usage usage;
 	int finished;          /* message_stop arrived and [DONE] was produced */
+	/* The thinking blocks before the first tool call, kept for the turn that hands its results
+	 * back (openai_stream_kept): collected only when keep_cap (bytes) is set. */
+	size_t keep_cap;
+	struct json_object *kept;      /* owned: the blocks so far, or NULL */
+	struct json_object *thinking;  /* owned: the thinking block in progress, or NULL */
+	struct buf think_text, think_sig; /* its thinking and signature deltas, joined */
+	size_t kept_bytes;
+	char kept_id[OPENAI_CALL_ID_MAX + 1]; /* the first tool call's id, "" before it */
 };
 
 enum openai_step {
@@ -173,6 +206,11 @@ void openai_stream_release(struct openai_stream *s);
  * Each text, tool-argument or reasoning piece becomes one chunk as it arrives. */
 enum openai_step openai_stream_event(struct openai_stream *s, const char *name, const char *data,
 				     size_t len, const struct anth_event *ev, struct buf *out);
+/* Collects the thinking blocks before the first tool call, up to cap bytes of thinking (more
+ * could not be kept: the stream then keeps none). */
+void openai_stream_keep(struct openai_stream *s, size_t cap);
+/* After OPENAI_DONE: the blocks to keep, as openai_thinking_kept's (caller frees), or NULL. */
+char *openai_stream_kept(struct openai_stream *s, size_t *len);
 /* Appends the frame that ends a failed stream, data: {"error":{...}} (never [DONE]). */
 int openai_stream_error(struct buf *out, const char *anthropic_type, const char *message);
 

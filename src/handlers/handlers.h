@@ -26,6 +26,10 @@ void handle_responses(struct request *rq);
  * applied. Returns the upstream's model id (caller frees), or NULL when it has answered. */
 struct openai_request;
 char *handlers_openai_model(struct request *rq, struct openai_request *orq);
+/* The max_tokens rules an OpenAI-dialect request is parsed with: an identified request's limit
+ * depends on its model, so handlers_openai_model checks it once the model is known. */
+struct openai_limits;
+void handlers_openai_limits(const struct request *rq, struct openai_limits *lim);
 
 /* The built-in route table (routes.c), matched as route_match_in says. */
 const struct route *handlers_route_match(const char *path, const char *prefix,
@@ -54,6 +58,19 @@ void handlers_no_text(char *out, size_t cap, long max_tokens, long limit);
  * else 0 (messages.c; chat.c uses it too). */
 int handlers_model_retired(const struct request *rq, const char *name, size_t n, char *out,
 			   size_t cap);
+
+/* 1 when the request presented a client key or came through the web server's authentication:
+ * spend.c's identity is key:LABEL or user:NAME (read, not worked out again). */
+int handlers_identified(const struct request *rq);
+/* A model name a /v1/ client sent (n bytes): config_model_find's, and for an identified request
+ * (a client key or the web server's user) with "*" in models, any model the catalogue lists as
+ * current today, sent as named. Returns 1 with *m set (pointing into name or the config), or 0. */
+struct config_model;
+int handlers_model_find(const struct request *rq, const char *name, size_t n,
+			struct config_model *m);
+/* The most max_tokens a request to target (n bytes) may ask for: for an identified request the
+ * model's own maximum output from the catalogue, else (and without an entry) max_tokens_limit. */
+long handlers_max_tokens_limit(const struct request *rq, const char *target, size_t n);
 
 /* The body of an API request is JSON: a missing content type passes, any other gets 415.
  * Returns 0, or -1 when it has answered (messages.c; chat.c uses it too). */

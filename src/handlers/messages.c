@@ -57,9 +57,8 @@ static int client_headers(struct request *rq, struct upstream_request *ur)
 
 /* max_tokens, when the request has one (the upstream requires it; count_tokens has none): an
  * integer from 1 to max_tokens_limit. Returns 0, or -1 when it has answered. */
-static int check_max_tokens(struct request *rq, struct json_object *root)
+static int check_max_tokens(struct request *rq, struct json_object *root, long limit)
 {
-	long limit = rq->srv->cfg->max_tokens_limit;
 	struct json_object *v;
 	long long n = 0;
 	char msg[160];
@@ -104,12 +103,40 @@ int handlers_model_retired(const struct request *rq, const char *name, size_t n,
 	return 1;
 }
 
+int handlers_identified(const struct request *rq)
+{
+	const char *w = rq->acc.who;
+	return w && (strncmp(w, "key:", 4) == 0 || strncmp(w, "user:", 5) == 0);
+}
+
+int handlers_model_find(const struct request *rq, const char *name, size_t n,
+			struct config_model *m)
+{
+	const struct config *cfg = rq->srv->cfg;
+	if (config_model_find(cfg, name, n, m))
+		return 1;
+	if (!handlers_identified(rq) || !config_models_any(cfg))
+		return 0;
+	const struct catalogue_model *c = config_model_info(cfg, name, n);
+	if (!c || catalogue_status_on(c, today()) != CATALOGUE_CURRENT)
+		return 0;
+	m->name = m->target = name;
+	m->name_len = m->target_len = n;
+	return 1;
+}
+
+long handlers_max_tokens_limit(const struct request *rq, const char *target, size_t n)
+{
+	const struct config *cfg = rq->srv->cfg;
+	const struct catalogue_model *c = handlers_identified(rq) ? config_model_info(cfg, target, n) : NULL;
+	return c && c->max_output > 0 ? c->max_output : cfg->max_tokens_limit;
+}
+
 /* Checks what the server decides on (the model allowlist, max_tokens_limit) and sets the body to
  * send: the client's bytes, or a copy with the alias resolved (*owned, caller frees). Returns 0,
  * or -1 when it has answered. */
 static int check_body(struct request *rq, int count, struct upstream_request *ur, char **owned)
 {
-	const struct config *cfg = rq->srv->cfg;
 	const char *body = rq->body.data ? rq->body.data : "";
 	enum jscan_result why;
 	struct json_object *root = jscan_parse(body, rq->body.len, &why), *v = NULL;
@@ -140,7 +167,7 @@ static int check_body(struct request *rq, int count, struct upstream_request *ur
 		request_fail(rq, ERR_NOT_FOUND, msg);
 		goto out;
 	}
-	if (!config_model_find(cfg, name, name_len, &m)) {
+	if (!handlers_model_find(rq, name, name_len, &m)) {
 		snprintf(msg, sizeof msg, "model: '%.256s' is not available on this server "
 			 "(GET /v1/models lists the models it serves)", name);
 		request_fail(rq, ERR_BAD_REQUEST, msg);
@@ -151,7 +178,8 @@ static int check_body(struct request *rq, int count, struct upstream_request *ur
 		request_fail(rq, ERR_NOT_FOUND, msg);
 		goto out;
 	}
-	if (!count && check_max_tokens(rq, root) < 0)
+	if (!count && check_max_tokens(rq, root, handlers_max_tokens_limit(rq, m.target,
+									   m.target_len)) < 0)
 		goto out;
 	if (anthropic_model_members(body, rq->body.len) != 1) {
 		request_fail(rq, ERR_BAD_REQUEST, "The request body must be a JSON object naming the "

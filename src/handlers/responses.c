@@ -140,11 +140,10 @@ static int new_token(char *out)
 
 void handle_responses(struct request *rq)
 {
-	const struct config *cfg = rq->srv->cfg;
 	if (handlers_check_json(rq) < 0 || handlers_check_origin(rq) < 0)
 		return;
-	struct openai_limits lim = {.max_tokens = cfg->max_tokens,
-				    .max_tokens_limit = cfg->max_tokens_limit};
+	struct openai_limits lim;
+	handlers_openai_limits(rq, &lim);
 	struct responses_lookup look = {.get = lookup, .arg = rq->srv->store};
 	struct responses_request rrq;
 	struct openai_error oe;

@@ -966,6 +966,23 @@ static void test_api_settings(void)
 	set_fails(&c, "models", "m1 x=m2 m1", "models: 'm1 x=m2 m1' names a model twice");
 	set_fails(&c, "models", "x=m1,x=m2", "models: 'x=m1,x=m2' names a model twice");
 	set_fails(&c, "models", "a\nb", "models: 'a\\nb' must not contain control characters");
+	tap_ok(!config_models_any(&c), "no '*' in models: nothing more for anybody");
+
+	/* "*": more for identified clients (the handlers' business), no name of its own. */
+	set_ok(&c, "models", "* fast=m2");
+	pos = NULL;
+	tap_ok(config_models_any(&c) && config_model_next(&c, &pos, &m) == 1 && m.name_len == 4 &&
+		       config_model_next(&c, &pos, &m) == 0,
+	       "'*' with an alias: the alias is the one listed name");
+	tap_ok(config_model_find(&c, "*", 1, &m) == 0, "'*' is no model name");
+	set_ok(&c, "models", "*");
+	pos = NULL;
+	tap_ok(config_models_any(&c) && config_model_next(&c, &pos, &m) == 1 && m.name == c.model &&
+		       config_model_next(&c, &pos, &m) == 0,
+	       "'*' alone: the configured model is the one listed name");
+	set_fails(&c, "models", "*=m1", "models: '*=m1' has '*' in an alias: '*' stands alone");
+	set_fails(&c, "models", "x=*", "models: 'x=*' has '*' in an alias: '*' stands alone");
+	set_fails(&c, "models", "* *", "models: '* *' names a model twice");
 	config_release(&c);
 
 	/* client_keys_file: read once at load, with api_key_file's ownership and mode rule. */

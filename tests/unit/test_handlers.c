@@ -530,6 +530,59 @@ static void test_retired(void)
 	fake_release(&f);
 }
 
+/* Issue 14: an identified request (the web server's user here; a client key is the same) gets
+ * the model's own maximum output and, with "*", any current catalogue model; an anonymous one
+ * keeps max_tokens_limit and the list. */
+static void identified_case(const char *const *params, const char *models, const char *body,
+			    int want, const char *has, const char *name)
+{
+	struct fake f;
+	char *err = NULL;
+	fake_init(&f, KEY, 1e9, params, body);
+	with_catalogue(&f, models);
+	if (config_set(&f.cfg, "max_tokens_limit", "50", &err) < 0)
+		abort();
+	fake_up.body = MESSAGE("fine");
+	fake_serve(&f);
+	tap_ok(fake_status(&f) == want && (!has || strstr(fake_body(&f), has)), "%s (%d %s)", name,
+	       fake_status(&f), fake_body(&f));
+	fake_release(&f);
+}
+
+static void test_identified(void)
+{
+	static const char *const user[] = {POST("/v1/messages", "application/json"), "REMOTE_USER", "alice",
+					   NULL};
+	static const char *const anon[] = {POST("/v1/messages", "application/json"), NULL};
+	static const char *const chat_user[] = {POST("/v1/chat/completions", "application/json"),
+						"REMOTE_USER", "alice", NULL};
+	static const char *const chat_anon[] = {POST("/v1/chat/completions", "application/json"), NULL};
+	identified_case(user, "*", "{\"model\":\"claude-test\",\"max_tokens\":100,\"messages\":[]}", 200,
+			NULL, "user: '*' opens a current catalogue model, up to its max_output over the limit");
+	identified_case(user, "*", "{\"model\":\"claude-test\",\"max_tokens\":101,\"messages\":[]}", 400,
+			"more than this server allows (100)", "user: above the model's max_output: 400");
+	identified_case(user, "claude-sonnet-5-5", "{\"model\":\"claude-test\",\"max_tokens\":10,"
+			"\"messages\":[]}", 400, "not available", "user: without '*' the list holds");
+	identified_case(user, "*", "{\"model\":\"m-mid\",\"max_tokens\":10,\"messages\":[]}", 404,
+			"was retired", "user: a retired model stays a 404");
+	identified_case(user, "*", "{\"model\":\"claude-nope\",\"max_tokens\":10,\"messages\":[]}", 400,
+			"not available", "user: a model the catalogue does not list: 400");
+	identified_case(anon, "* claude-test", "{\"model\":\"claude-test\",\"max_tokens\":51,"
+			"\"messages\":[]}", 400, "more than this server allows (50)",
+			"anonymous: max_tokens_limit holds");
+	identified_case(anon, "* x=claude-sonnet-5-5", "{\"model\":\"claude-test\",\"max_tokens\":10,"
+			"\"messages\":[]}", 400, "not available", "anonymous: '*' opens nothing");
+	identified_case(chat_user, "*", "{\"model\":\"claude-test\",\"max_completion_tokens\":100,"
+			"\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 200, NULL,
+			"chat, user: a catalogue model up to its max_output");
+	identified_case(chat_user, "*", "{\"model\":\"claude-test\",\"max_completion_tokens\":101,"
+			"\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400,
+			"\"param\":\"max_completion_tokens\"", "chat, user: above it, 400 naming the field");
+	identified_case(chat_anon, "claude-test", "{\"model\":\"claude-test\",\"max_completion_tokens\":51,"
+			"\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400, "(50)",
+			"chat, anonymous: max_tokens_limit holds");
+}
+
 int main(void)
 {
 	test_summarize();
@@ -541,5 +594,6 @@ int main(void)
 	test_stream_today();
 	test_messages_today();
 	test_retired();
+	test_identified();
 	return tap_done();
 }

@@ -819,6 +819,154 @@ static void test_tool_stream(void)
 	buf_release(&out);
 }
 
+/* Thinking across a tool round trip: kept from the answer that calls tools, put back in front of
+ * the calls when their results come back, signatures as the upstream sent them. */
+#define KEPT "[{\"type\":\"thinking\",\"thinking\":\"Hmm.\",\"signature\":\"s1\"}," \
+	     "{\"type\":\"redacted_thinking\",\"data\":\"d\"}]"
+#define ROUND_TRIP "{\"model\":\"m\",\"messages\":[" USER ",{\"role\":\"assistant\",\"content\":null," \
+		   "\"tool_calls\":[{\"id\":\"toolu_1\",\"type\":\"function\",\"function\":{\"name\":" \
+		   "\"f\",\"arguments\":\"\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"toolu_1\"," \
+		   "\"content\":\"ok\"}]"
+
+/* ROUND_TRIP plus more (the rest of the body), on info, with the kept blocks found (back) or
+ * not: the Messages body, or NULL with *e set. */
+static char *round_trip(const char *more, const struct catalogue_model *info, int back,
+			struct openai_error *e)
+{
+	struct openai_request rq;
+	char body[1024];
+	size_t n;
+	snprintf(body, sizeof body, "%s%s}", ROUND_TRIP, more);
+	if (openai_parse_request(body, strlen(body), &lim, &rq, e) < 0)
+		return NULL;
+	const char *id = openai_thinking_wanted(&rq);
+	tap_is_str(id, "toolu_1", "the calling turn's first call id is what its thinking is kept under");
+	rq.thinking_back = back;
+	char *out = NULL;
+	if (openai_apply_model(&rq, info, e) == 0 &&
+	    (!back || openai_thinking_insert(&rq, KEPT, strlen(KEPT)) == 0))
+		out = openai_messages_body(&rq, "claude-x", &n);
+	openai_request_release(&rq);
+	return out;
+}
+
+static void test_thinking_kept(void)
+{
+	char id[OPENAI_CALL_ID_MAX + 1];
+	size_t n;
+	const char *answer = "{\"type\":\"message\",\"content\":[{\"type\":\"thinking\",\"thinking\":"
+			     "\"Hmm.\",\"signature\":\"s1\"},{\"type\":\"redacted_thinking\",\"data\":\"d\"},"
+			     "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}},"
+			     "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"f\",\"input\":{}}]}";
+	char *k = openai_thinking_kept(answer, strlen(answer), id, &n);
+	tap_is_str(k, KEPT, "a whole answer: its thinking blocks before the first call, as they came");
+	tap_is_str(id, "toolu_1", "kept under the first call's id");
+	free(k);
+	static const char *const none[] = {
+		"{\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}]}",
+		"{\"content\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"s\"},"
+		"{\"type\":\"text\",\"text\":\"hi\"}]}",
+		"{\"content\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"s\"},"
+		"{\"type\":\"tool_use\",\"id\":\"a b\",\"name\":\"f\",\"input\":{}}]}",
+		"not json",
+	};
+	for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+		k = openai_thinking_kept(none[i], strlen(none[i]), id, &n);
+		tap_ok(!k, "nothing kept: no thinking, no call, an id unfit for a key, no JSON (%zu)", i);
+		free(k);
+	}
+
+	struct openai_error e;
+	const char *front = "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":"
+			    "\"Hmm.\",\"signature\":\"s1\"},{\"type\":\"redacted_thinking\",\"data\":\"d\"},"
+			    "{\"type\":\"tool_use\",\"id\":\"toolu_1\"";
+	char *out = round_trip("", &always_on, 1, &e);
+	tap_ok(out && strstr(out, front) && strstr(out, "\"thinking\":{\"type\":\"adaptive\"}"),
+	       "always thinks, blocks found: put back in front of the calls, thinking on (%s)",
+	       out ? out : e.message);
+	free(out);
+	out = round_trip("", &always_on, 0, &e);
+	tap_ok(!out && strcmp(e.param, "messages") == 0 && e.code &&
+	       strcmp(e.code, "thinking_not_found") == 0 && strstr(e.message, "expired"),
+	       "always thinks, blocks gone: 400 naming messages, thinking_not_found (%s)", e.message);
+	free(out);
+	out = round_trip(",\"reasoning_effort\":\"low\"", &adaptive, 1, &e);
+	tap_ok(out && strstr(out, front) && strstr(out, "\"effort\":\"low\""),
+	       "adaptive with reasoning, blocks found: it thinks again with them (%s)",
+	       out ? out : e.message);
+	free(out);
+	out = round_trip("", &adaptive, 1, &e);
+	tap_ok(out && !strstr(out, "signature") && strstr(out, "\"thinking\":{\"type\":\"disabled\"}"),
+	       "adaptive without reasoning: thinking off, and no blocks put back (%s)",
+	       out ? out : e.message);
+	free(out);
+	out = round_trip("", NULL, 1, &e);
+	tap_ok(out && strstr(out, front), "no catalogue: the blocks go back (%s)", out ? out : e.message);
+	free(out);
+
+	struct openai_request rq;
+	const char *body = ROUND_TRIP "}";
+	if (openai_parse_request(body, strlen(body), &lim, &rq, &e) == 0) {
+		const char *text = "[{\"type\":\"text\",\"text\":\"x\"}]";
+		tap_is_int(openai_thinking_insert(&rq, text, strlen(text)), -1,
+			   "kept blocks that are not thinking are refused");
+		tap_is_int(openai_thinking_insert(&rq, "[]", 2), -1, "and so is an empty array");
+		openai_request_release(&rq);
+	}
+	body = "{\"model\":\"m\",\"messages\":[" USER "]}";
+	if (openai_parse_request(body, strlen(body), &lim, &rq, &e) == 0) {
+		tap_ok(!openai_thinking_wanted(&rq), "a request without tool results wants no thinking");
+		openai_request_release(&rq);
+	}
+}
+
+/* A stream keeps the thinking blocks before its first call, joined from their deltas. */
+static void test_thinking_kept_stream(size_t cap, const char *want)
+{
+	struct openai_request rq = {.model = "gpt-4o"};
+	struct openai_stream s;
+	struct buf out;
+	size_t n;
+	buf_init(&out, 1 << 16);
+	openai_stream_init(&s, &rq, 5);
+	openai_stream_keep(&s, cap);
+	static const char *const ev[][2] = {
+		{"message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_3\"}}"},
+		{"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+					"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}"},
+		{"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+					"{\"type\":\"thinking_delta\",\"thinking\":\"Hm\"}}"},
+		{"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+					"{\"type\":\"thinking_delta\",\"thinking\":\"m.\"}}"},
+		{"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+					"{\"type\":\"signature_delta\",\"signature\":\"s\"}}"},
+		{"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+					"{\"type\":\"signature_delta\",\"signature\":\"1\"}}"},
+		{"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"},
+		{"content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+					"{\"type\":\"redacted_thinking\",\"data\":\"d\"}}"},
+		{"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}"},
+		{"content_block_start", "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":"
+					"{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":\"f\",\"input\":{}}}"},
+		{"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":2}"},
+		{"content_block_start", "{\"type\":\"content_block_start\",\"index\":3,\"content_block\":"
+					"{\"type\":\"redacted_thinking\",\"data\":\"late\"}}"},
+		{"message_stop", "{\"type\":\"message_stop\"}"},
+	};
+	for (size_t i = 0; i < sizeof ev / sizeof *ev; i++)
+		feed(&s, ev[i][0], ev[i][1], &out);
+	char *k = openai_stream_kept(&s, &n);
+	if (want) {
+		tap_is_str(k, want, "a stream keeps the blocks before its first call, deltas joined");
+		tap_is_str(s.kept_id, "toolu_9", "under the first call's id");
+	} else {
+		tap_ok(!k, "a stream whose thinking is over the cap (%zu bytes) keeps none", cap);
+	}
+	free(k);
+	openai_stream_release(&s);
+	buf_release(&out);
+}
+
 int main(void)
 {
 	test_requests();
@@ -834,5 +982,8 @@ int main(void)
 	test_reasoning_and_sampling();
 	test_tool_answers();
 	test_tool_stream();
+	test_thinking_kept();
+	test_thinking_kept_stream(1 << 16, KEPT);
+	test_thinking_kept_stream(3, NULL);
 	return tap_done();
 }
