@@ -369,10 +369,10 @@ void metrics_end(struct request *rq, const char *who)
 		atomic_store(&page->cur[slot_index].pid, 0);
 	if (!st)
 		return;
-	char name[STORE_NAME_MAX];
-	snprintf(name, sizeof name, "M|req|%.96s|%d", rq->route ? rq->route->path : "none",
-		 a->status);
-	clean(name + 6);
+	char route[ROUTE_MAX], name[STORE_NAME_MAX];
+	snprintf(route, sizeof route, "%s", rq->route ? rq->route->path : "none");
+	clean(route);
+	snprintf(name, sizeof name, "M|req|%s|%d", route, a->status);
 	add(st, name, 1);
 	add_upstream(st);
 	if (a->cancelled)
