@@ -636,6 +636,44 @@ static struct json_object *workers_json(struct pool_shared *sh)
 	return a;
 }
 
+/* Today's spend and tokens per identity, from spend's usage counters (u|X|WHO|MODEL, bucket
+ * the UTC day): what the operator page charts. */
+struct today {
+	struct json_object *o;
+	long long day;
+};
+
+static void today_one(void *arg, const char *name, long long bucket, long long value)
+{
+	struct today *t = arg;
+	const char *who = name + 4, *end = strchr(who, '|');
+	if (bucket != t->day || !end || name[3] != '|')
+		return;
+	const char *field = name[2] == '$' ? "usd" : name[2] == 'i' ? "input_tokens"
+			    : name[2] == 'o' ? "output_tokens" : name[2] == 'n' ? "requests" : NULL;
+	if (!field)
+		return;
+	char key[SPEND_WHO_MAX];
+	snprintf(key, sizeof key, "%.*s", (int)(end - who), who);
+	struct json_object *w, *v;
+	if (!json_object_object_get_ex(t->o, key, &w)) {
+		w = json_object_new_object();
+		json_object_object_add(t->o, key, w);
+	}
+	double sum = (json_object_object_get_ex(w, field, &v) ? json_object_get_double(v) : 0) +
+		     (name[2] == '$' ? value / 1e6 : (double)value);
+	json_object_object_add(w, field, name[2] == '$' ? json_object_new_double(sum)
+							: json_object_new_int64((int64_t)sum));
+}
+
+static struct json_object *today_json(struct store *st)
+{
+	struct today t = {json_object_new_object(), limits_bucket(LIMITS_DAY, time(NULL))};
+	if (st)
+		(void)store_each(st, "u|", today_one, &t);
+	return t.o;
+}
+
 struct json_object *metrics_status(struct request *rq, int full)
 {
 	struct entries es;
@@ -654,6 +692,7 @@ struct json_object *metrics_status(struct request *rq, int full)
 	json_object_object_add(o, "aborted_requests",
 			       json_object_new_int64(value_of(&es, "M|aborted")));
 	json_object_object_add(o, "slow_requests", json_object_new_int64(value_of(&es, "M|slow")));
+	json_object_object_add(o, "today", today_json(rq->srv->store));
 	if (sh) {
 		unsigned busy = pool_busy(sh), total = pool_total(sh);
 		if (page) {

@@ -18,8 +18,9 @@ import urllib.parse
 import urllib.request
 
 import fcgi_client as fc
-from harness import (Managed, Stack, Stream, free_port, http, marker, new_tmp, q, remove_tmp,
-                     run_tests, spawn, wait_for, Proc)
+from harness import (BROWSER_DIR, SRCDIR, Lighttpd, Managed, Proc, Stack, Stream,
+                     browser_prerequisites, free_port, http, marker, new_tmp, q, remove_tmp,
+                     run_tests, spawn, wait_for)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ALICE, BOB = "sk-test-alice-0123456789", "sk-test-bob-0123456789"
@@ -239,6 +240,48 @@ def check_concurrent_kill_reload(tap, s):
            "/status: total, max busy seen, accepted requests", st)
 
 
+def demo_lighttpd(stack):
+    """lighttpd as scripts/run configures it: www/ at "/" (the chat and status pages), the
+    endpoints at the site root."""
+    return Lighttpd(stack.tmp, stack.pool.sock, template=os.path.join(SRCDIR, "scripts", "lighttpd-demo.conf.in"),
+                    values={"WWW": os.path.join(SRCDIR, "www"), "BIND": "127.0.0.1"})
+
+
+def check_page(tap):
+    """www/status.html in headless Chromium: charts draw and change as traffic flows; every
+    request it makes stays on the site."""
+    if not browser_prerequisites(tap):
+        return
+    with Stack(web=demo_lighttpd, pool="prefork", workers=3) as s:
+        st, h, body = http("GET", s.base + "/status.html")
+        tap.ok(st == 200 and b"<canvas" in body, "lighttpd serves www/status.html", (st, h))
+        shot = os.path.join(s.tmp, "status.png")
+        out = subprocess.run(["node", os.path.join(BROWSER_DIR, "status.mjs"),
+                              s.base + "/status.html?interval=0.5", shot, s.base],
+                             cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
+        try:
+            res = json.loads(out.stdout)
+        except ValueError:
+            res = {}
+        if os.environ.get("LLM_STATUS_SCREENSHOT"):
+            shutil.copy(shot, os.environ["LLM_STATUS_SCREENSHOT"])
+        if not tap.ok(out.returncode == 0 and res.get("ok"), "the browser watched the page",
+                      "rc=%s\n%s\n%s" % (out.returncode, res.get("error") or out.stdout[-3000:],
+                                          out.stderr[-2000:])):
+            return
+        b, a = res["before"], res["after"]
+        tap.eq(res["page_errors"] + a["errors"], [], "no script errors, every scrape answered")
+        tap.ok(all(a["charts"][c] != b["charts"][c] for c in ("rps", "ttft", "gw")),
+               "the request, latency and gateway charts changed as traffic flowed")
+        tap.ok(max(v for v in a["series"]["rps"][0] if v is not None) > 0,
+               "requests per second went above 0", a["series"]["rps"])
+        tap.ok(any("other" in r or "addr:" in r for r in a["today"]), "today's spend per identity listed",
+               a["today"])
+        site = s.base + "/"
+        tap.eq([u for u in res["requests"] if not u.startswith(site)], [],
+               "no request leaves the site (%d made)" % len(res["requests"]))
+
+
 def key_file(tmp):
     path = os.path.join(tmp, "client-keys")
     with open(path, "w") as f:
@@ -261,6 +304,7 @@ def main(tap):
             check_known_sequence(tap, s, tmp)
             check_promtool(tap, s)
             check_concurrent_kill_reload(tap, s)
+        check_page(tap)
     finally:
         remove_tmp(tmp)
 
