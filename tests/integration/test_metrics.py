@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 
 import fcgi_client as fc
-from harness import (BROWSER_DIR, SRCDIR, Lighttpd, Managed, Proc, Stack, Stream,
+from harness import (BROWSER_DIR, LLM_FCGI, SRCDIR, pool_env, Lighttpd, Managed, Proc, Stack, Stream,
                      browser_prerequisites, free_port, http, marker, new_tmp, q, remove_tmp,
                      run_tests, spawn, wait_for)
 
@@ -282,6 +282,21 @@ def check_page(tap):
                "no request leaves the site (%d made)" % len(res["requests"]))
 
 
+def check_cgi(tap, tmp, settings, pool_counts):
+    """Plain CGI has no pool: its /metrics reads the state file the pool left, and says so."""
+    env = pool_env(tmp, "http://127.0.0.1:9", os.path.join(tmp, "cgi.log"), settings)
+    env.update({"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "REQUEST_URI": "/metrics",
+                "SCRIPT_NAME": "/metrics", "REMOTE_ADDR": "127.0.0.1", "QUERY_STRING": ""})
+    with open(os.devnull, "rb") as null:
+        out = subprocess.run([LLM_FCGI], env=env, stdin=null, capture_output=True, timeout=30)
+    head, _, body = out.stdout.decode().partition("\r\n\r\n")
+    tap.ok(out.returncode == 0 and head.startswith("Status: 200") and "# cgi: no pool" in body,
+           "plain CGI: /metrics answers and says there is no pool", out.stdout[:600])
+    got = parse(body)
+    key = ("llm_fcgi_requests_total", frozenset({("route", "/summarize"), ("status", "200")}))
+    tap.eq(got.get(key), pool_counts.get(key), "plain CGI reports the state file's counters")
+
+
 def key_file(tmp):
     path = os.path.join(tmp, "client-keys")
     with open(path, "w") as f:
@@ -304,6 +319,8 @@ def main(tap):
             check_known_sequence(tap, s, tmp)
             check_promtool(tap, s)
             check_concurrent_kill_reload(tap, s)
+            counts = scrape(s)
+        check_cgi(tap, tmp, settings, counts)
         check_page(tap)
     finally:
         remove_tmp(tmp)
