@@ -24,7 +24,6 @@
 #define OTHER "other"
 #define KNOWN_CACHE 8        /* admitted identities a worker remembers, to skip the store read */
 #define ROUTE_MAX 64         /* bytes of a route in a worker's current-request record */
-#define EXPOSE_MAX (8 << 20) /* bytes of an exposition: 65536 counters of ~100 bytes fit */
 #define LOOPBACK "127.0.0.0/8 ::1"
 
 /* ---- the families ---- */
@@ -264,12 +263,42 @@ void metrics_stream_cut(void)
 
 /* ---- adding a request's notes to the store ---- */
 
-/* A label value for a store name: '|' separates the fields. */
-static void clean(char *s)
+/* A counter's name built field by field: the per-request path builds a few of them, and
+ * snprintf would cost more than the store updates themselves. */
+struct name {
+	char s[STORE_NAME_MAX];
+	size_t n;
+	int over; /* a field did not fit: the name is not to be used */
+};
+
+/* Appends a field, '|' first unless it is the first; a '|' inside it becomes '_'. */
+static void field(struct name *nm, const char *v)
 {
-	for (; *s; s++)
-		if (*s == '|')
-			*s = '_';
+	if (nm->n && nm->n < sizeof nm->s - 1)
+		nm->s[nm->n++] = '|';
+	for (; *v && nm->n < sizeof nm->s - 1; v++)
+		nm->s[nm->n++] = *v == '|' ? '_' : *v;
+	nm->over |= *v != '\0' || nm->n >= sizeof nm->s - 1;
+	nm->s[nm->n] = '\0';
+}
+
+static void name2(struct name *nm, const char *family, const char *v)
+{
+	nm->n = 0;
+	nm->over = 0;
+	field(nm, "M");
+	field(nm, family);
+	field(nm, v);
+}
+
+static void field_num(struct name *nm, long v)
+{
+	char d[24], *p = d + sizeof d;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) > 0 && p > d);
+	field(nm, p);
 }
 
 /* The identity's series, or "other" past metrics_identities (every address is "other"). */
@@ -282,15 +311,15 @@ static const char *series_who(struct request *rq, const char *who)
 	for (unsigned i = 0; i < KNOWN_CACHE; i++)
 		if (!strcmp(known[i], who))
 			return who;
-	char name[STORE_NAME_MAX];
-	snprintf(name, sizeof name, "M|id|%s", who);
+	struct name nm;
+	name2(&nm, "id", who);
 	long long v = 0, after;
 	int taken = 0;
-	if (store_get(st, name, 0, &v) != STORE_OK)
+	if (store_get(st, nm.s, 0, &v) != STORE_OK)
 		return OTHER;
 	/* Two workers admitting the same new name at once may take two places: harmless. */
 	if (!v && (store_add_capped(st, "M|ids", 0, 1, max, 0, &taken, &after) != STORE_OK ||
-		   !taken || store_add(st, name, 0, 1, 0, &after) != STORE_OK))
+		   !taken || store_add(st, nm.s, 0, 1, 0, &after) != STORE_OK))
 		return OTHER;
 	snprintf(known[known_next++ % KNOWN_CACHE], SPEND_WHO_MAX, "%s", who);
 	return who;
@@ -299,15 +328,16 @@ static const char *series_who(struct request *rq, const char *who)
 static void add_histo(struct store *st, enum histo_id id, const unsigned *counts,
 		      long long sum_us)
 {
-	char name[STORE_NAME_MAX];
+	struct name nm;
 	for (size_t i = 0; i <= histos[id].n; i++) {
 		if (!counts[i])
 			continue;
-		snprintf(name, sizeof name, "M|h|%s|%zu", histos[id].key, i);
-		add(st, name, counts[i]);
+		name2(&nm, "h", histos[id].key);
+		field_num(&nm, (long)i);
+		add(st, nm.s, counts[i]);
 	}
-	snprintf(name, sizeof name, "M|hs|%s", histos[id].key);
-	add(st, name, sum_us);
+	name2(&nm, "hs", histos[id].key);
+	add(st, nm.s, sum_us);
 }
 
 static void observe(struct store *st, enum histo_id id, double v)
@@ -317,73 +347,68 @@ static void observe(struct store *st, enum histo_id id, double v)
 	add_histo(st, id, counts, (long long)(v * 1e6));
 }
 
+/* tok|MODEL|WHO|TYPE or cost|MODEL|WHO; an identity that does not fit is other. */
+static void add_usage_one(struct store *st, const char *family, const char *model,
+			  const char *who, const char *type, long long v)
+{
+	struct name nm;
+	if (v <= 0)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		name2(&nm, family, model);
+		field(&nm, pass ? OTHER : who);
+		if (type)
+			field(&nm, type);
+		if (!nm.over) {
+			add(st, nm.s, v);
+			return;
+		}
+	}
+}
+
 static void add_usage(struct request *rq, const char *who)
 {
 	struct store *st = rq->srv->store;
 	const struct access_record *a = &rq->acc;
-	char model[sizeof a->model];
-	snprintf(model, sizeof model, "%s", a->model[0] ? a->model : "unknown");
-	clean(model);
+	const char *model = a->model[0] ? a->model : "unknown";
 	const char *sw = series_who(rq, who);
-	const struct {
-		const char *type;
-		long v;
-	} t[] = {
-		{"input", a->input_tokens},
-		{"output", a->output_tokens},
-		{"cache_write", a->cache_write_5m_tokens + a->cache_write_1h_tokens},
-		{"cache_read", a->cache_read_tokens},
-	};
-	char name[STORE_NAME_MAX];
-	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-		if (t[i].v <= 0)
-			continue;
-		int n = snprintf(name, sizeof name, "M|tok|%s|%s|%s", model, sw, t[i].type);
-		if (n < 0 || (size_t)n >= sizeof name)
-			snprintf(name, sizeof name, "M|tok|%.80s|" OTHER "|%s", model, t[i].type);
-		add(st, name, t[i].v);
-	}
-	if (a->cost_micro_usd > 0) {
-		int n = snprintf(name, sizeof name, "M|cost|%s|%s", model, sw);
-		if (n < 0 || (size_t)n >= sizeof name)
-			snprintf(name, sizeof name, "M|cost|%.80s|" OTHER, model);
-		add(st, name, a->cost_micro_usd);
-	}
-}
-
-static void add_upstream(struct store *st)
-{
-	char name[STORE_NAME_MAX];
-	if (!note.attempts || !note.outcome)
-		return;
-	snprintf(name, sizeof name, "M|up|%s", note.outcome);
-	add(st, name, 1);
-	add(st, "M|up|retried", note.attempts - 1);
+	add_usage_one(st, "tok", model, sw, "input", a->input_tokens);
+	add_usage_one(st, "tok", model, sw, "output", a->output_tokens);
+	add_usage_one(st, "tok", model, sw, "cache_write",
+		      a->cache_write_5m_tokens + a->cache_write_1h_tokens);
+	add_usage_one(st, "tok", model, sw, "cache_read", a->cache_read_tokens);
+	add_usage_one(st, "cost", model, sw, NULL, a->cost_micro_usd);
 }
 
 void metrics_end(struct request *rq, const char *who)
 {
 	struct store *st = rq->srv->store;
 	const struct access_record *a = &rq->acc;
+	const struct config *cfg = rq->srv->cfg;
 	if (page && slot_index >= 0)
 		atomic_store(&page->cur[slot_index].pid, 0);
-	if (!st)
+	/* With neither route configured nobody reads the counters: none are kept. */
+	if (!st || (!*cfg->metrics_path && !*cfg->status_path))
 		return;
-	char route[ROUTE_MAX], name[STORE_NAME_MAX];
-	snprintf(route, sizeof route, "%s", rq->route ? rq->route->path : "none");
-	clean(route);
-	snprintf(name, sizeof name, "M|req|%s|%d", route, a->status);
-	add(st, name, 1);
-	add_upstream(st);
+	struct name nm;
+	name2(&nm, "req", rq->route ? rq->route->path : "none");
+	field_num(&nm, a->status);
+	if (!nm.over)
+		add(st, nm.s, 1);
+	if (note.attempts && note.outcome) {
+		name2(&nm, "up", note.outcome);
+		add(st, nm.s, 1);
+		add(st, "M|up|retried", note.attempts - 1);
+	}
 	if (a->cancelled)
 		add(st, "M|cancel", 1);
 	if (note.cut && !a->cancelled)
 		add(st, "M|cut", 1);
 	if (a->refused) {
-		snprintf(name, sizeof name, "M|refused|%s", a->refused);
-		add(st, name, 1);
+		name2(&nm, "refused", a->refused);
+		add(st, nm.s, 1);
 	}
-	if (a->duration_ms >= rq->srv->cfg->slow_request * 1000.0)
+	if (a->duration_ms >= cfg->slow_request * 1000.0)
 		add(st, "M|slow", 1);
 	if (a->ttft_ms >= 0)
 		observe(st, H_TTFT, a->ttft_ms / 1000.0);
