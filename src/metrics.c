@@ -475,12 +475,21 @@ static void read_all(struct store *st, struct entries *es)
 		qsort(es->e, es->n, sizeof *es->e, by_name);
 }
 
-/* The value of one name, 0 when absent. */
+/* The value of one name, 0 when absent (the entries are sorted: a scrape of a full store makes
+ * a few dozen of these lookups among 65,536 names). */
 static long long value_of(const struct entries *es, const char *name)
 {
-	for (size_t i = 0; i < es->n; i++)
-		if (!strcmp(es->e[i].name, name))
-			return es->e[i].value;
+	size_t lo = 0, hi = es->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(es->e[mid].name, name);
+		if (!c)
+			return es->e[mid].value;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return 0;
 }
 
