@@ -173,9 +173,8 @@ void metrics_worker_start(struct server *srv, struct pool_slot *self)
 
 /* ---- a request ---- */
 
-void metrics_begin(struct request *rq)
+void metrics_begin(void)
 {
-	(void)rq;
 	memset(&note, 0, sizeof note);
 	note.first_byte = -1;
 }

@@ -34,7 +34,7 @@ void metrics_worker_start(struct server *srv, struct pool_slot *self);
 
 /* A request's boundaries (serve.c): begin before anything, enter when its route and who pays
  * (who may be "") are known, end after the access line. */
-void metrics_begin(struct request *rq);
+void metrics_begin(void);
 void metrics_enter(struct request *rq, const char *who);
 void metrics_end(struct request *rq, const char *who);
 

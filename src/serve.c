@@ -179,7 +179,7 @@ void serve_request(struct server *srv, struct io *io)
 	struct request rq;
 	struct spend sp = {.checked = 0};
 	request_init(&rq, srv, io);
-	metrics_begin(&rq);
+	metrics_begin();
 	serve(&rq, &sp);
 	spend_end(&rq, &sp); /* the usage the relay recorded, added to the counters */
 	request_finish(&rq);
