@@ -467,10 +467,15 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
+/* Every metrics counter, sorted by name. When the store fails part-way (Redis timing out) what
+ * arrived is shown: a scrape is better partial than absent. */
 static void read_all(struct store *st, struct entries *es)
 {
 	memset(es, 0, sizeof *es);
-	if (st && store_each(st, "M|", collect, es) == STORE_OK && es->n)
+	if (st && store_each(st, "M|", collect, es) != STORE_OK)
+		log_warn("metrics: the %s store did not answer whole; the counters shown are partial",
+			 store_backend(st));
+	if (es->n)
 		qsort(es->e, es->n, sizeof *es->e, by_name);
 }
 

@@ -4,7 +4,8 @@ may read them (metrics_allow, X-Forwarded-For from a loopback peer), the exposit
 promtool, then scraped by a real Prometheus server on loopback whose query API must return the
 counters of a known sequence (sync answers, streams, a cancellation, a retry, a refusal); the
 counters stay exact under concurrent load across a worker's SIGKILL and a SIGHUP reload (the
-killed request counted once, as aborted); /status?full lists the workers' current requests."""
+killed request counted once, as aborted); /status?full lists the workers' current requests.
+LLM_TEST_LIMITS_STORE=redis://... keeps the counters in that Redis instead of the state file."""
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from harness import (BROWSER_DIR, LLM_FCGI, SRCDIR, pool_env, Lighttpd, Managed,
                      run_tests, spawn, wait_for)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+STORE = os.environ.get("LLM_TEST_LIMITS_STORE", "")
 ALICE, BOB = "sk-test-alice-0123456789", "sk-test-bob-0123456789"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
@@ -229,10 +231,11 @@ def check_concurrent_kill_reload(tap, s):
         val(before, "llm_fcgi_requests_total", route="/summarize", status="200")
     aborted = val(after, "llm_fcgi_requests_aborted_total") - val(before, "llm_fcgi_requests_aborted_total")
     tap.eq(len(results), 80, "80 requests answered one way or another")
-    tap.eq(grew, ok, "requests_total grew by exactly the %d answered 200" % ok)
-    tap.ok(failed <= 1 and aborted == failed,
-           "the killed worker's request is counted once, as aborted (%d failed, %d aborted)"
-           % (failed, aborted), results)
+    # The client may have its whole answer before the worker is done with the request (the
+    # accounting after the last byte): such a request is aborted too, and still counted once.
+    tap.ok(failed <= aborted <= 1 and grew + aborted == 80 and grew <= ok,
+           "every request counted exactly once: %d answered, %d aborted (%d failed at the "
+           "client)" % (grew, aborted, failed), results)
     tap.ok(val(after, "llm_fcgi_worker_starts_total") - val(before, "llm_fcgi_worker_starts_total") >= 9,
            "worker starts counted the replacement and the new generation")
     st = scrape_fcgi(s, path="/status").json()
@@ -314,6 +317,9 @@ def main(tap):
             f.write("key:bob rpm=1\n")
         settings = {"state_file": os.path.join(tmp, "state"), "limits_file": limits,
                     "client_keys_file": key_file(tmp), "max_retries": 2}
+        if STORE:
+            # A shared, loaded test machine: an update that times out would go uncounted.
+            settings.update({"limits_store": STORE, "limits_store_timeout": 2})
         with Stack(pool="prefork", workers=8, settings=settings) as s:
             check_access(tap, s)
             check_known_sequence(tap, s, tmp)
