@@ -357,6 +357,17 @@ static const struct opt opts[] = {
 		.help = "proxies whose X-Forwarded-For names the client address"),
 	KEY(usage_days, OPT_LONG, .min = 1, .max = 3660, .def = "92",
 		.help = "days the usage report's counters are kept"),
+	/* metrics and status */
+	KEY(metrics_path, OPT_STRING, .def = "/metrics", .check = check_base_path,
+		.help = "route of the Prometheus metrics; empty = none"),
+	KEY(status_path, OPT_STRING, .def = "/status", .check = check_base_path,
+		.help = "route of the pool's JSON status; empty = none"),
+	KEY(metrics_allow, OPT_STRING, .def = "127.0.0.0/8 ::1", .check = check_addr_list,
+		.help = "client addresses the metrics and status routes answer"),
+	KEY(metrics_identities, OPT_LONG, .min = 0, .max = 10000, .def = "50",
+		.help = "key labels and users with series of their own; the rest are other"),
+	KEY(slow_request, OPT_SECONDS, .min = 0.001, .max = 86400, .def = "30",
+		.help = "seconds after which a request counts as slow in the status"),
 	/* logging */
 	KEY(log_file, OPT_STRING, .def = "", .check = check_line,
 		.help = "file to log to; empty = stderr"),

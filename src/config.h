@@ -75,6 +75,12 @@ struct config {
 	enum store_down limits_store_down;
 	char *trusted_proxies;   /* addresses whose X-Forwarded-For is believed */
 	long usage_days;         /* days the usage report's counters are kept */
+	/* metrics and status (README, "Metrics and status") */
+	char *metrics_path;      /* the Prometheus exposition's route; "" = none */
+	char *status_path;       /* the pool's JSON status route; "" = none */
+	char *metrics_allow;     /* client addresses both answer to */
+	long metrics_identities; /* identities with series of their own; the rest are "other" */
+	double slow_request;     /* seconds after which a request counts as slow */
 	char *log_file; /* "" = stderr */
 	enum log_level log_level;
 

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "fcgi_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "serve.h"
 #include "store.h"
@@ -294,6 +295,7 @@ static int serve_fastcgi(struct app *app, struct pool_shared *shared, struct poo
 	srv.shared = shared;
 	srv.store = app->store;
 	store_after_fork(app->store);
+	metrics_worker_start(&srv, self);
 	struct fcgi_conn *conn = fcgi_conn_new(app->listen_fd);
 	struct io io;
 	sigset_t waitmask;
@@ -394,6 +396,7 @@ static void pool_reopen(void *arg)
 static int run_pool(struct app *app)
 {
 	struct pool_shared *shared = pool_shared_new();
+	metrics_init();
 	if (!shared) {
 		log_error("cannot map the shared pool counters: %s", strerror(errno));
 		return 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "spend.h"
 #include "upstream.h"
 
@@ -193,8 +194,10 @@ static int on_sse_event(void *arg, const struct sse_event *e)
 	}
 	if (rc == 0 && r->frame.len) {
 		rc = send_frame(r);
-		if (rc == 0 && ev.kind == ANTH_EV_TEXT)
+		if (rc == 0 && ev.kind == ANTH_EV_TEXT) {
 			r->rq->acc.delta_flushes++;
+			metrics_delta();
+		}
 	} else if (rc == 0) {
 		rc = keepalive(r, request_now());
 	}
@@ -214,7 +217,10 @@ static int on_headers(void *arg, const struct upstream_headers *h)
 	/* A 2xx to a stream: the status is known, so the response commits now and no retry can
 	 * follow. */
 	note_request_id(r, h->request_id);
-	return commit(r);
+	metrics_upstream_answered();
+	int rc = commit(r);
+	metrics_first_byte();
+	return rc;
 }
 
 static int on_body(void *arg, const char *p, size_t n)
@@ -227,6 +233,7 @@ static int on_body(void *arg, const char *p, size_t n)
 		}
 		return 0;
 	}
+	metrics_body();
 	enum sse_result res = sse_decoder_feed(&r->dec, p, n);
 	if (res == SSE_TOO_LARGE) {
 		r->too_large = 1;
@@ -454,6 +461,7 @@ static void after_commit(struct relay *r, const struct upstream_result *res)
 		}
 		f = &r->fail;
 		r->rq->acc.error = "stream_failed";
+		metrics_stream_cut();
 		log_warn("stream failed after commit: %s: %s (%s)", f->type, f->message,
 			 res->detail[0] ? res->detail : upstream_outcome_name(res->outcome));
 	}
@@ -495,6 +503,7 @@ void relay_run(struct request *rq, const struct relay_ops *ops, void *arg,
 	struct upstream_result res;
 	upstream_call(rq->srv->up, ur, &sink, &res);
 	rq->acc.attempts = res.attempts;
+	metrics_upstream(&res);
 	/* A stream cut short (client gone, upstream cut, timeout) was still generated and is paid
 	 * for: without the upstream's final count, the text sent gives an estimate, never 0. */
 	if (r.text_bytes && !r.final_usage)
@@ -508,6 +517,7 @@ void relay_run(struct request *rq, const struct relay_ops *ops, void *arg,
 			 rq->acc.delta_flushes, rq->acc.output_tokens);
 	} else if (!rq->resp.committed) {
 		before_commit(&r, &res);
+		metrics_first_byte();
 	} else {
 		after_commit(&r, &res);
 	}

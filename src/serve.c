@@ -6,6 +6,7 @@
 
 #include "client_keys.h"
 #include "handlers/handlers.h"
+#include "metrics.h"
 #include "pool.h"
 #include "route.h"
 #include "spend.h"
@@ -108,6 +109,9 @@ static int resolve(struct request *rq, unsigned bit)
 	}
 	struct route_match m;
 	rq->route = handlers_route_match(buf_cstr(&rq->path), mount_point(rq), &m);
+	if (!rq->route)
+		rq->route = handlers_route_match_config(rq->srv->cfg, buf_cstr(&rq->path),
+							mount_point(rq), &m);
 	rq->route_id = m.id;
 	rq->route_id_len = m.id_len;
 	rq->resp.dialect = rq->route ? rq->route->dialect : route_dialect_for(m.rest);
@@ -166,6 +170,7 @@ static void serve(struct request *rq, struct spend *sp)
 	/* Limits and budgets: a refused request is answered here and never reaches the upstream. */
 	if (rq->route->calls_upstream && spend_begin(rq, sp, key) < 0)
 		return;
+	metrics_enter(rq, sp->who);
 	rq->route->handle(rq);
 }
 
@@ -174,7 +179,9 @@ void serve_request(struct server *srv, struct io *io)
 	struct request rq;
 	struct spend sp = {.checked = 0};
 	request_init(&rq, srv, io);
+	metrics_begin();
 	serve(&rq, &sp);
 	spend_end(&rq, &sp); /* the usage the relay recorded, added to the counters */
 	request_finish(&rq);
+	metrics_end(&rq, sp.who); /* the access record, complete, into the shared counters */
 }

@@ -9,6 +9,7 @@
 
 #include "../route.h"
 
+struct config;
 struct request;
 
 void handle_summarize(struct request *rq);
@@ -31,9 +32,18 @@ char *handlers_openai_model(struct request *rq, struct openai_request *orq);
 struct openai_limits;
 void handlers_openai_limits(const struct request *rq, struct openai_limits *lim);
 
+/* The operator's routes (status.c): the Prometheus metrics and the pool's JSON status, for
+ * metrics_allow only (403 for anyone else). */
+void handle_metrics(struct request *rq);
+void handle_status(struct request *rq);
+
 /* The built-in route table (routes.c), matched as route_match_in says. */
 const struct route *handlers_route_match(const char *path, const char *prefix,
 					 struct route_match *m);
+/* The routes whose paths come from cfg (metrics_path, status_path), matched the same way after
+ * the built-in table. The row returned stays valid until the next call. */
+const struct route *handlers_route_match_config(const struct config *cfg, const char *path,
+						const char *prefix, struct route_match *m);
 /* The built-in row for an exact route path ("/summarize"), or NULL. */
 const struct route *handlers_route_lookup(const char *path);
 

@@ -2,6 +2,8 @@
  * one handler file. */
 #include "handlers.h"
 
+#include "../config.h"
+
 static const struct route routes[] = {
 	{.path = "/summarize", .handle = handle_summarize, .methods = METHOD_POST,
 	 .dialect = DIALECT_NATIVE, .limit = LIMIT_OWN, .calls_upstream = 1},
@@ -39,4 +41,26 @@ const struct route *handlers_route_match(const char *path, const char *prefix,
 const struct route *handlers_route_lookup(const char *path)
 {
 	return route_lookup_in(routes, N_ROUTES, path);
+}
+
+const struct route *handlers_route_match_config(const struct config *cfg, const char *path,
+						const char *prefix, struct route_match *m)
+{
+	/* Rows of a worker's own, refilled on each call: the configuration may have been reloaded,
+	 * and a worker serves one request at a time. */
+	static struct route own[2];
+	size_t n = 0;
+	const struct route base = {.methods = METHOD_GET | METHOD_HEAD, .dialect = DIALECT_NATIVE,
+				   .limit = LIMIT_NONE};
+	if (cfg->metrics_path && *cfg->metrics_path) {
+		own[n] = base;
+		own[n].path = cfg->metrics_path;
+		own[n++].handle = handle_metrics;
+	}
+	if (cfg->status_path && *cfg->status_path) {
+		own[n] = base;
+		own[n].path = cfg->status_path;
+		own[n++].handle = handle_status;
+	}
+	return route_match_in(own, n, path, prefix, m);
 }

@@ -67,6 +67,11 @@ static const char *const keys[] = {
 	"limits_store_down",
 	"trusted_proxies",
 	"usage_days",
+	"metrics_path",
+	"status_path",
+	"metrics_allow",
+	"metrics_identities",
+	"slow_request",
 	"log_file",
 	"log_level",
 };
