@@ -13,6 +13,7 @@
 #include "anthropic.h"
 #include "client_keys.h"
 #include "hex.h"
+#include "jscan.h"
 #include "jx.h"
 #include "store.h"
 
@@ -183,8 +184,172 @@ void spend_usage_event(struct access_record *acc, const struct anth_event *ev)
 		take_usage(acc, u, 0);
 }
 
+/* ---- usage in a whole answer, read without a parser ----
+ *
+ * The handler parses the answer right after, each its own way (a message, a completion, a
+ * response), so the usage object is read here by a scan of its bytes instead: a json-c tokener
+ * and tree for it had cost about a tenth of a sync request (bench/spend-cost). The scan takes
+ * what json-c's tree would have given take_usage: integers only, the last of a repeated member,
+ * and nothing at all from an object that does not close. */
+
+/* What the scan keeps: the counts, and U_CC, whether cache_creation was an object. */
+enum { U_IN, U_OUT, U_READ, U_WRITE, U_5M, U_1H, U_CC, U__COUNT };
+
+struct scan {
+	const char *p, *end;
+};
+
+static void scan_blanks(struct scan *s)
+{
+	while (s->p < s->end && jscan_space((unsigned char)*s->p))
+		s->p++;
+}
+
+/* A string at s->p (its quote): its bytes between the quotes in *k, *n. Returns 0, -1 if it does
+ * not end. */
+static int scan_string(struct scan *s, const char **k, size_t *n)
+{
+	const char *q = ++s->p;
+	while (q < s->end && *q != '"')
+		q += *q == '\\' ? 2 : 1;
+	if (q >= s->end)
+		return -1;
+	*k = s->p;
+	*n = (size_t)(q - s->p);
+	s->p = q + 1;
+	return 0;
+}
+
+/* A scalar other than a string: a number, true, false or null. *v is a non-negative integer's
+ * value (capped as usage_field caps it), else -1. Returns 0, -1 when there is none. */
+static int scan_scalar(struct scan *s, long *v)
+{
+	const char *b = s->p;
+	while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || (*s->p >= 'a' && *s->p <= 'z') ||
+				 *s->p == '-' || *s->p == '+' || *s->p == '.' || *s->p == 'E'))
+		s->p++;
+	if (s->p == b)
+		return -1;
+	long n = 0;
+	const char *q = b;
+	for (; q < s->p && *q >= '0' && *q <= '9'; q++)
+		n = n > 1000000000000 / 10 ? 1000000000000 : n * 10 + (*q - '0');
+	*v = q == s->p && q > b ? (n > 1000000000000 ? 1000000000000 : n) : -1;
+	return 0;
+}
+
+static int scan_object(struct scan *s, long *u, int depth, int in_cache_creation);
+
+/* Any value, skipped; an object's integers named as usage's are kept only where they belong. */
+static int scan_value(struct scan *s, long *v, int depth)
+{
+	const char *k;
+	size_t n;
+	*v = -1;
+	if (s->p >= s->end || depth > JSCAN_DEPTH)
+		return -1;
+	if (*s->p == '"')
+		return scan_string(s, &k, &n);
+	if (*s->p != '{' && *s->p != '[')
+		return scan_scalar(s, v);
+	if (*s->p == '{')
+		return scan_object(s, NULL, depth + 1, 0);
+	s->p++;
+	scan_blanks(s);
+	if (s->p < s->end && *s->p == ']')
+		return s->p++, 0;
+	for (;;) {
+		long ignored;
+		scan_blanks(s);
+		if (scan_value(s, &ignored, depth + 1) < 0)
+			return -1;
+		scan_blanks(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p++ == ']')
+			return 0;
+		if (s->p[-1] != ',')
+			return -1;
+	}
+}
+
+static int key_is(const char *k, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(k, name, n) == 0;
+}
+
+/* The object at s->p (its brace). u NULL: skipped. Else the usage object's integers (with
+ * in_cache_creation, cache_creation's) go to u. Returns 0, -1 when it does not close. */
+static int scan_object(struct scan *s, long *u, int depth, int in_cache_creation)
+{
+	static const char *const top[] = {
+		[U_IN] = "input_tokens", [U_OUT] = "output_tokens",
+		[U_READ] = "cache_read_input_tokens", [U_WRITE] = "cache_creation_input_tokens"};
+	static const char *const cc[] = {[U_5M] = "ephemeral_5m_input_tokens",
+					 [U_1H] = "ephemeral_1h_input_tokens"};
+	s->p++;
+	scan_blanks(s);
+	if (s->p < s->end && *s->p == '}')
+		return s->p++, 0;
+	for (;;) {
+		const char *k;
+		size_t n;
+		long v;
+		scan_blanks(s);
+		if (s->p >= s->end || *s->p != '"' || scan_string(s, &k, &n) < 0)
+			return -1;
+		scan_blanks(s);
+		if (s->p >= s->end || *s->p++ != ':')
+			return -1;
+		scan_blanks(s);
+		if (u && !in_cache_creation && s->p < s->end && *s->p == '{' &&
+		    key_is(k, n, "cache_creation")) {
+			u[U_5M] = u[U_1H] = -1; /* a repeated member: the last one counts */
+			u[U_CC] = 1;
+			if (scan_object(s, u, depth + 1, 1) < 0)
+				return -1;
+		} else {
+			if (scan_value(s, &v, depth) < 0)
+				return -1;
+			if (u && !in_cache_creation && key_is(k, n, "cache_creation"))
+				u[U_CC] = 0; /* not an object */
+			for (int i = in_cache_creation ? U_5M : U_IN;
+			     u && i <= (in_cache_creation ? U_1H : U_WRITE); i++)
+				if (key_is(k, n, in_cache_creation ? cc[i] : top[i]))
+					u[i] = v;
+		}
+		scan_blanks(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p++ == '}')
+			return 0;
+		if (s->p[-1] != ',')
+			return -1;
+	}
+}
+
+/* take_usage's rules, for what the scan found. */
+static void take_scanned(struct access_record *acc, const long *u)
+{
+	if (u[U_IN] >= 0)
+		acc->input_tokens = u[U_IN];
+	if (u[U_OUT] >= 0)
+		acc->output_tokens = u[U_OUT];
+	if (u[U_READ] >= 0)
+		acc->cache_read_tokens = u[U_READ];
+	if (u[U_CC]) {
+		if (u[U_5M] >= 0)
+			acc->cache_write_5m_tokens = u[U_5M];
+		if (u[U_1H] >= 0)
+			acc->cache_write_1h_tokens = u[U_1H];
+	} else if (u[U_WRITE] >= 0) {
+		acc->cache_write_5m_tokens = u[U_WRITE];
+		acc->cache_write_1h_tokens = 0;
+	}
+}
+
 /* The last "usage" member of the text: the API puts it after the content, and a "usage" inside
- * the content (a tool's input) comes before it. Only that object is parsed, not the answer. */
+ * the content (a tool's input) comes before it. */
 void spend_usage_json(struct access_record *acc, const char *body, size_t len)
 {
 	static const char key[] = "\"usage\"";
@@ -194,14 +359,14 @@ void spend_usage_json(struct access_record *acc, const char *body, size_t len)
 			at = p;
 	if (!at)
 		return;
-	const char *brace = memchr(at, '{', len - (size_t)(at - body));
-	if (!brace)
-		return;
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *u = json_tokener_parse_ex(tok, brace, (int)(len - (size_t)(brace - body)));
-	take_usage(acc, u, 1);
-	json_object_put(u);
-	json_tokener_free(tok);
+	struct scan s = {at + 7, body + len};
+	long u[U__COUNT] = {-1, -1, -1, -1, -1, -1, 0};
+	scan_blanks(&s);
+	if (s.p < s.end && *s.p++ == ':') {
+		scan_blanks(&s);
+		if (s.p < s.end && *s.p == '{' && scan_object(&s, u, 1, 0) == 0)
+			take_scanned(acc, u);
+	}
 	const char *m = memmem(body, len, "\"model\":\"", 9);
 	if (m && !acc->model[0]) {
 		m += 9;
