@@ -517,7 +517,8 @@ static void refuse(struct request *rq, const char *who, enum limits_kind k, long
 /* One scope's (an identity's or the server's) reads: budgets, then the token window. Returns
  * the limit that refuses, LIMITS__COUNT when none does; *rc the store's trouble. */
 static enum limits_kind over_reads(struct store *st, const char *who,
-				   const struct limits_set *lim, time_t now, enum store_result *rc)
+				   const struct limits_set *lim, const struct limits_when *w,
+				   enum store_result *rc)
 {
 	static const struct {
 		enum limits_kind k;
@@ -529,7 +530,7 @@ static enum limits_kind over_reads(struct store *st, const char *who,
 		if (limit < 0)
 			continue;
 		counter(name, sizeof name, reads[i].counter, who);
-		*rc = store_get(st, name, limits_bucket(limits_period_of(reads[i].k), now), &v);
+		*rc = store_get(st, name, w->bucket[limits_period_of(reads[i].k)], &v);
 		if (*rc != STORE_OK)
 			return LIMITS__COUNT;
 		if (v >= limit)
@@ -540,7 +541,7 @@ static enum limits_kind over_reads(struct store *st, const char *who,
 
 /* This request's place in the request window and among the concurrent ones. */
 static enum limits_kind over_takes(struct store *st, const char *who,
-				   const struct limits_set *lim, time_t now, int *held,
+				   const struct limits_set *lim, const struct limits_when *w, int *held,
 				   enum store_result *rc)
 {
 	char name[STORE_NAME_MAX];
@@ -548,9 +549,8 @@ static enum limits_kind over_takes(struct store *st, const char *who,
 	if (lim->v[LIMITS_RPM] >= 0) {
 		long long after;
 		counter(name, sizeof name, 'r', who);
-		*rc = store_add_capped(st, name, limits_bucket(LIMITS_MINUTE, now), 1,
-				       lim->v[LIMITS_RPM], (long long)now + WINDOW_KEEP, &taken,
-				       &after);
+		*rc = store_add_capped(st, name, w->bucket[LIMITS_MINUTE], 1, lim->v[LIMITS_RPM],
+				       w->end[LIMITS_MINUTE] + WINDOW_KEEP, &taken, &after);
 		if (*rc != STORE_OK)
 			return LIMITS__COUNT;
 		if (!taken)
@@ -587,13 +587,13 @@ static void release_places(struct request *rq, struct spend *sp)
 
 /* The checks of one scope. Returns 0 to go on, -1 when refused (answered). */
 static int check_scope(struct request *rq, struct spend *sp, const char *who,
-		       const struct limits_set *lim, time_t now, int *held)
+		       const struct limits_set *lim, const struct limits_when *w, int *held)
 {
 	struct store *st = rq->srv->store;
 	enum store_result rc = STORE_OK;
-	enum limits_kind k = over_reads(st, who, lim, now, &rc);
+	enum limits_kind k = over_reads(st, who, lim, w, &rc);
 	if (k == LIMITS__COUNT && rc == STORE_OK)
-		k = over_takes(st, who, lim, now, held, &rc);
+		k = over_takes(st, who, lim, w, held, &rc);
 	if (rc != STORE_OK && store_trouble(rq, rc) < 0) {
 		release_places(rq, sp);
 		return -1;
@@ -619,31 +619,37 @@ int spend_begin(struct request *rq, struct spend *sp, long key_index)
 	if (!rq->srv->store)
 		return 0;
 	limits_for(&cfg->limits, sp->who, &sp->lim);
-	time_t now = time(NULL);
-	if (check_scope(rq, sp, sp->who, &sp->lim, now, &sp->held_who) < 0 ||
-	    check_scope(rq, sp, SERVER, &cfg->limits.server, now, &sp->held_server) < 0) {
+	struct limits_when w;
+	limits_when(time(NULL), &w);
+	if (check_scope(rq, sp, sp->who, &sp->lim, &w, &sp->held_who) < 0 ||
+	    check_scope(rq, sp, SERVER, &cfg->limits.server, &w, &sp->held_server) < 0) {
 		sp->checked = 0;
 		return -1;
 	}
 	return 0;
 }
 
-/* ---- accounting ---- */
+/* ---- accounting ----
+ *
+ * A request adds only to the counters something reads: the usage report's six, and a limit's
+ * counter only where that limit is set for the scope (so a budget set by a reload counts from
+ * then). The periods are computed once; names are built once and their kind byte changed. */
 
-static void add(struct request *rq, const char *name, enum limits_period p, time_t now,
-		long long delta, long long keep)
+static void add(struct request *rq, const char *name, const struct limits_when *w,
+		enum limits_period p, long long delta, long long keep)
 {
 	long long after;
 	if (!delta)
 		return;
-	enum store_result rc = store_add(rq->srv->store, name, limits_bucket(p, now), delta,
-					 (long long)limits_period_end(p, now) + keep, &after);
+	enum store_result rc = store_add(rq->srv->store, name, w->bucket[p], delta,
+					 w->end[p] + keep, &after);
 	if (rc != STORE_OK)
 		(void)store_trouble(rq, rc);
 }
 
 /* The usage report's counters: per day, identity and model. */
-static void add_history(struct request *rq, const struct spend *sp, time_t now, long long cost)
+static void add_history(struct request *rq, const struct spend *sp, const struct limits_when *w,
+			long long cost)
 {
 	const struct access_record *a = &rq->acc;
 	const long long keep = rq->srv->cfg->usage_days * 86400LL;
@@ -660,13 +666,13 @@ static void add_history(struct request *rq, const struct spend *sp, time_t now, 
 	};
 	/* The identity is at most SPEND_WHO_MAX - 1 bytes: what a model id cannot keep is cut. */
 	char name[STORE_NAME_MAX];
+	size_t len = name_put(name, sizeof name, 0, "u|$|");
+	len = name_put(name, sizeof name, len, sp->who);
+	len = name_put(name, sizeof name, len, "|");
+	name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
-		const char head[] = {'u', '|', h[i].kind, '|', '\0'};
-		size_t len = name_put(name, sizeof name, 0, head);
-		len = name_put(name, sizeof name, len, sp->who);
-		len = name_put(name, sizeof name, len, "|");
-		name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
-		add(rq, name, LIMITS_DAY, now, h[i].v, keep);
+		name[2] = h[i].kind;
+		add(rq, name, w, LIMITS_DAY, h[i].v, keep);
 	}
 }
 
@@ -707,7 +713,8 @@ void spend_end(struct request *rq, struct spend *sp)
 	if (!rq->srv->store)
 		return;
 	const struct config *cfg = rq->srv->cfg;
-	time_t now = time(NULL);
+	struct limits_when w;
+	limits_when(time(NULL), &w);
 	long long cost = a->cost_micro_usd > 0 ? a->cost_micro_usd : 0;
 	long long tokens = (a->input_tokens > 0 ? a->input_tokens : 0) +
 			   (a->output_tokens > 0 ? a->output_tokens : 0);
@@ -715,14 +722,18 @@ void spend_end(struct request *rq, struct spend *sp)
 	const char *scope[2] = {sp->who, SERVER};
 	for (int i = 0; i < 2; i++) {
 		const struct limits_set *lim = i ? &cfg->limits.server : &sp->lim;
-		if (lim->v[LIMITS_TPM] >= 0) {
-			counter(name, sizeof name, 't', scope[i]);
-			add(rq, name, LIMITS_MINUTE, now, tokens, WINDOW_KEEP);
-		}
-		counter(name, sizeof name, 'd', scope[i]);
-		add(rq, name, LIMITS_DAY, now, cost, 86400);
-		counter(name, sizeof name, 'm', scope[i]);
-		add(rq, name, LIMITS_MONTH, now, cost, 86400);
+		if (lim->v[LIMITS_TPM] < 0 && lim->v[LIMITS_USD_DAY] < 0 &&
+		    lim->v[LIMITS_USD_MONTH] < 0)
+			continue;
+		counter(name, sizeof name, 't', scope[i]);
+		if (lim->v[LIMITS_TPM] >= 0)
+			add(rq, name, &w, LIMITS_MINUTE, tokens, WINDOW_KEEP);
+		name[0] = 'd';
+		if (lim->v[LIMITS_USD_DAY] >= 0)
+			add(rq, name, &w, LIMITS_DAY, cost, 86400);
+		name[0] = 'm';
+		if (lim->v[LIMITS_USD_MONTH] >= 0)
+			add(rq, name, &w, LIMITS_MONTH, cost, 86400);
 	}
-	add_history(rq, sp, now, cost);
+	add_history(rq, sp, &w, cost);
 }
