@@ -368,16 +368,6 @@ void limits_for(const struct limits *l, const char *who, struct limits_set *out)
 
 /* ---- periods ---- */
 
-long long limits_bucket(enum limits_period p, time_t now)
-{
-	struct tm tm;
-	if (p == LIMITS_MINUTE)
-		return (long long)(now / 60);
-	gmtime_r(&now, &tm);
-	long long ym = (long long)(tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
-	return p == LIMITS_DAY ? ym * 100 + tm.tm_mday : ym;
-}
-
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil): timegm
  * is not C11, and this is exact for every year a time_t here can hold. */
 static long long days_from_civil(long long y, unsigned m, unsigned d)
@@ -390,25 +380,33 @@ static long long days_from_civil(long long y, unsigned m, unsigned d)
 	return era * 146097 + (long long)doe - 719468;
 }
 
-time_t limits_period_end(enum limits_period p, time_t now)
+void limits_when(time_t now, struct limits_when *w)
 {
 	struct tm tm;
-	if (p == LIMITS_MINUTE)
-		return (now / 60 + 1) * 60;
 	gmtime_r(&now, &tm);
-	long long y = tm.tm_year + 1900;
-	long long days;
-	if (p == LIMITS_DAY) {
-		days = days_from_civil(y, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) + 1;
-	} else {
-		unsigned m = (unsigned)tm.tm_mon + 2;
-		if (m == 13) {
-			m = 1;
-			y++;
-		}
-		days = days_from_civil(y, m, 1);
-	}
-	return (time_t)(days * 86400);
+	long long y = tm.tm_year + 1900, ym = y * 100 + tm.tm_mon + 1;
+	unsigned next = (unsigned)tm.tm_mon + 2;
+	w->bucket[LIMITS_MINUTE] = (long long)(now / 60);
+	w->end[LIMITS_MINUTE] = (long long)(now / 60 + 1) * 60;
+	w->bucket[LIMITS_DAY] = ym * 100 + tm.tm_mday;
+	w->end[LIMITS_DAY] =
+		(days_from_civil(y, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) + 1) * 86400;
+	w->bucket[LIMITS_MONTH] = ym;
+	w->end[LIMITS_MONTH] = days_from_civil(next == 13 ? y + 1 : y, next == 13 ? 1 : next, 1) * 86400;
+}
+
+long long limits_bucket(enum limits_period p, time_t now)
+{
+	struct limits_when w;
+	limits_when(now, &w);
+	return w.bucket[p];
+}
+
+time_t limits_period_end(enum limits_period p, time_t now)
+{
+	struct limits_when w;
+	limits_when(now, &w);
+	return (time_t)w.end[p];
 }
 
 enum limits_period limits_period_of(enum limits_kind k)

@@ -69,6 +69,12 @@ const char *limits_name(enum limits_kind k);
 enum limits_period { LIMITS_MINUTE = 0, LIMITS_DAY, LIMITS_MONTH };
 long long limits_bucket(enum limits_period p, time_t now);
 time_t limits_period_end(enum limits_period p, time_t now);
+/* Every period's bucket and end at now, from one gmtime_r: what a request needs once. */
+struct limits_when {
+	long long bucket[3]; /* by enum limits_period */
+	long long end[3];
+};
+void limits_when(time_t now, struct limits_when *w);
 /* The period a limit is counted in; concurrency has none (LIMITS_MINUTE is returned). */
 enum limits_period limits_period_of(enum limits_kind k);
 

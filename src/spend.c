@@ -13,6 +13,7 @@
 #include "anthropic.h"
 #include "client_keys.h"
 #include "hex.h"
+#include "jscan.h"
 #include "jx.h"
 #include "store.h"
 
@@ -183,8 +184,172 @@ void spend_usage_event(struct access_record *acc, const struct anth_event *ev)
 		take_usage(acc, u, 0);
 }
 
+/* ---- usage in a whole answer, read without a parser ----
+ *
+ * The handler parses the answer right after, each its own way (a message, a completion, a
+ * response), so the usage object is read here by a scan of its bytes instead: a json-c tokener
+ * and tree for it had cost about a tenth of a sync request (bench/spend-cost). The scan takes
+ * what json-c's tree would have given take_usage: integers only, the last of a repeated member,
+ * and nothing at all from an object that does not close. */
+
+/* What the scan keeps: the counts, and U_CC, whether cache_creation was an object. */
+enum { U_IN, U_OUT, U_READ, U_WRITE, U_5M, U_1H, U_CC, U__COUNT };
+
+struct scan {
+	const char *p, *end;
+};
+
+static void scan_blanks(struct scan *s)
+{
+	while (s->p < s->end && jscan_space((unsigned char)*s->p))
+		s->p++;
+}
+
+/* A string at s->p (its quote): its bytes between the quotes in *k, *n. Returns 0, -1 if it does
+ * not end. */
+static int scan_string(struct scan *s, const char **k, size_t *n)
+{
+	const char *q = ++s->p;
+	while (q < s->end && *q != '"')
+		q += *q == '\\' ? 2 : 1;
+	if (q >= s->end)
+		return -1;
+	*k = s->p;
+	*n = (size_t)(q - s->p);
+	s->p = q + 1;
+	return 0;
+}
+
+/* A scalar other than a string: a number, true, false or null. *v is a non-negative integer's
+ * value (capped as usage_field caps it), else -1. Returns 0, -1 when there is none. */
+static int scan_scalar(struct scan *s, long *v)
+{
+	const char *b = s->p;
+	while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || (*s->p >= 'a' && *s->p <= 'z') ||
+				 *s->p == '-' || *s->p == '+' || *s->p == '.' || *s->p == 'E'))
+		s->p++;
+	if (s->p == b)
+		return -1;
+	long n = 0;
+	const char *q = b;
+	for (; q < s->p && *q >= '0' && *q <= '9'; q++)
+		n = n > 1000000000000 / 10 ? 1000000000000 : n * 10 + (*q - '0');
+	*v = q == s->p && q > b ? (n > 1000000000000 ? 1000000000000 : n) : -1;
+	return 0;
+}
+
+static int scan_object(struct scan *s, long *u, int depth, int in_cache_creation);
+
+/* Any value, skipped; an object's integers named as usage's are kept only where they belong. */
+static int scan_value(struct scan *s, long *v, int depth)
+{
+	const char *k;
+	size_t n;
+	*v = -1;
+	if (s->p >= s->end || depth > JSCAN_DEPTH)
+		return -1;
+	if (*s->p == '"')
+		return scan_string(s, &k, &n);
+	if (*s->p != '{' && *s->p != '[')
+		return scan_scalar(s, v);
+	if (*s->p == '{')
+		return scan_object(s, NULL, depth + 1, 0);
+	s->p++;
+	scan_blanks(s);
+	if (s->p < s->end && *s->p == ']')
+		return s->p++, 0;
+	for (;;) {
+		long ignored;
+		scan_blanks(s);
+		if (scan_value(s, &ignored, depth + 1) < 0)
+			return -1;
+		scan_blanks(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p++ == ']')
+			return 0;
+		if (s->p[-1] != ',')
+			return -1;
+	}
+}
+
+static int key_is(const char *k, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(k, name, n) == 0;
+}
+
+/* The object at s->p (its brace). u NULL: skipped. Else the usage object's integers (with
+ * in_cache_creation, cache_creation's) go to u. Returns 0, -1 when it does not close. */
+static int scan_object(struct scan *s, long *u, int depth, int in_cache_creation)
+{
+	static const char *const top[] = {
+		[U_IN] = "input_tokens", [U_OUT] = "output_tokens",
+		[U_READ] = "cache_read_input_tokens", [U_WRITE] = "cache_creation_input_tokens"};
+	static const char *const cc[] = {[U_5M] = "ephemeral_5m_input_tokens",
+					 [U_1H] = "ephemeral_1h_input_tokens"};
+	s->p++;
+	scan_blanks(s);
+	if (s->p < s->end && *s->p == '}')
+		return s->p++, 0;
+	for (;;) {
+		const char *k;
+		size_t n;
+		long v;
+		scan_blanks(s);
+		if (s->p >= s->end || *s->p != '"' || scan_string(s, &k, &n) < 0)
+			return -1;
+		scan_blanks(s);
+		if (s->p >= s->end || *s->p++ != ':')
+			return -1;
+		scan_blanks(s);
+		if (u && !in_cache_creation && s->p < s->end && *s->p == '{' &&
+		    key_is(k, n, "cache_creation")) {
+			u[U_5M] = u[U_1H] = -1; /* a repeated member: the last one counts */
+			u[U_CC] = 1;
+			if (scan_object(s, u, depth + 1, 1) < 0)
+				return -1;
+		} else {
+			if (scan_value(s, &v, depth) < 0)
+				return -1;
+			if (u && !in_cache_creation && key_is(k, n, "cache_creation"))
+				u[U_CC] = 0; /* not an object */
+			for (int i = in_cache_creation ? U_5M : U_IN;
+			     u && i <= (in_cache_creation ? U_1H : U_WRITE); i++)
+				if (key_is(k, n, in_cache_creation ? cc[i] : top[i]))
+					u[i] = v;
+		}
+		scan_blanks(s);
+		if (s->p >= s->end)
+			return -1;
+		if (*s->p++ == '}')
+			return 0;
+		if (s->p[-1] != ',')
+			return -1;
+	}
+}
+
+/* take_usage's rules, for what the scan found. */
+static void take_scanned(struct access_record *acc, const long *u)
+{
+	if (u[U_IN] >= 0)
+		acc->input_tokens = u[U_IN];
+	if (u[U_OUT] >= 0)
+		acc->output_tokens = u[U_OUT];
+	if (u[U_READ] >= 0)
+		acc->cache_read_tokens = u[U_READ];
+	if (u[U_CC]) {
+		if (u[U_5M] >= 0)
+			acc->cache_write_5m_tokens = u[U_5M];
+		if (u[U_1H] >= 0)
+			acc->cache_write_1h_tokens = u[U_1H];
+	} else if (u[U_WRITE] >= 0) {
+		acc->cache_write_5m_tokens = u[U_WRITE];
+		acc->cache_write_1h_tokens = 0;
+	}
+}
+
 /* The last "usage" member of the text: the API puts it after the content, and a "usage" inside
- * the content (a tool's input) comes before it. Only that object is parsed, not the answer. */
+ * the content (a tool's input) comes before it. */
 void spend_usage_json(struct access_record *acc, const char *body, size_t len)
 {
 	static const char key[] = "\"usage\"";
@@ -194,14 +359,14 @@ void spend_usage_json(struct access_record *acc, const char *body, size_t len)
 			at = p;
 	if (!at)
 		return;
-	const char *brace = memchr(at, '{', len - (size_t)(at - body));
-	if (!brace)
-		return;
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *u = json_tokener_parse_ex(tok, brace, (int)(len - (size_t)(brace - body)));
-	take_usage(acc, u, 1);
-	json_object_put(u);
-	json_tokener_free(tok);
+	struct scan s = {at + 7, body + len};
+	long u[U__COUNT] = {-1, -1, -1, -1, -1, -1, 0};
+	scan_blanks(&s);
+	if (s.p < s.end && *s.p++ == ':') {
+		scan_blanks(&s);
+		if (s.p < s.end && *s.p == '{' && scan_object(&s, u, 1, 0) == 0)
+			take_scanned(acc, u);
+	}
 	const char *m = memmem(body, len, "\"model\":\"", 9);
 	if (m && !acc->model[0]) {
 		m += 9;
@@ -352,7 +517,8 @@ static void refuse(struct request *rq, const char *who, enum limits_kind k, long
 /* One scope's (an identity's or the server's) reads: budgets, then the token window. Returns
  * the limit that refuses, LIMITS__COUNT when none does; *rc the store's trouble. */
 static enum limits_kind over_reads(struct store *st, const char *who,
-				   const struct limits_set *lim, time_t now, enum store_result *rc)
+				   const struct limits_set *lim, const struct limits_when *w,
+				   enum store_result *rc)
 {
 	static const struct {
 		enum limits_kind k;
@@ -364,7 +530,7 @@ static enum limits_kind over_reads(struct store *st, const char *who,
 		if (limit < 0)
 			continue;
 		counter(name, sizeof name, reads[i].counter, who);
-		*rc = store_get(st, name, limits_bucket(limits_period_of(reads[i].k), now), &v);
+		*rc = store_get(st, name, w->bucket[limits_period_of(reads[i].k)], &v);
 		if (*rc != STORE_OK)
 			return LIMITS__COUNT;
 		if (v >= limit)
@@ -375,7 +541,7 @@ static enum limits_kind over_reads(struct store *st, const char *who,
 
 /* This request's place in the request window and among the concurrent ones. */
 static enum limits_kind over_takes(struct store *st, const char *who,
-				   const struct limits_set *lim, time_t now, int *held,
+				   const struct limits_set *lim, const struct limits_when *w, int *held,
 				   enum store_result *rc)
 {
 	char name[STORE_NAME_MAX];
@@ -383,9 +549,8 @@ static enum limits_kind over_takes(struct store *st, const char *who,
 	if (lim->v[LIMITS_RPM] >= 0) {
 		long long after;
 		counter(name, sizeof name, 'r', who);
-		*rc = store_add_capped(st, name, limits_bucket(LIMITS_MINUTE, now), 1,
-				       lim->v[LIMITS_RPM], (long long)now + WINDOW_KEEP, &taken,
-				       &after);
+		*rc = store_add_capped(st, name, w->bucket[LIMITS_MINUTE], 1, lim->v[LIMITS_RPM],
+				       w->end[LIMITS_MINUTE] + WINDOW_KEEP, &taken, &after);
 		if (*rc != STORE_OK)
 			return LIMITS__COUNT;
 		if (!taken)
@@ -422,13 +587,13 @@ static void release_places(struct request *rq, struct spend *sp)
 
 /* The checks of one scope. Returns 0 to go on, -1 when refused (answered). */
 static int check_scope(struct request *rq, struct spend *sp, const char *who,
-		       const struct limits_set *lim, time_t now, int *held)
+		       const struct limits_set *lim, const struct limits_when *w, int *held)
 {
 	struct store *st = rq->srv->store;
 	enum store_result rc = STORE_OK;
-	enum limits_kind k = over_reads(st, who, lim, now, &rc);
+	enum limits_kind k = over_reads(st, who, lim, w, &rc);
 	if (k == LIMITS__COUNT && rc == STORE_OK)
-		k = over_takes(st, who, lim, now, held, &rc);
+		k = over_takes(st, who, lim, w, held, &rc);
 	if (rc != STORE_OK && store_trouble(rq, rc) < 0) {
 		release_places(rq, sp);
 		return -1;
@@ -454,31 +619,37 @@ int spend_begin(struct request *rq, struct spend *sp, long key_index)
 	if (!rq->srv->store)
 		return 0;
 	limits_for(&cfg->limits, sp->who, &sp->lim);
-	time_t now = time(NULL);
-	if (check_scope(rq, sp, sp->who, &sp->lim, now, &sp->held_who) < 0 ||
-	    check_scope(rq, sp, SERVER, &cfg->limits.server, now, &sp->held_server) < 0) {
+	struct limits_when w;
+	limits_when(time(NULL), &w);
+	if (check_scope(rq, sp, sp->who, &sp->lim, &w, &sp->held_who) < 0 ||
+	    check_scope(rq, sp, SERVER, &cfg->limits.server, &w, &sp->held_server) < 0) {
 		sp->checked = 0;
 		return -1;
 	}
 	return 0;
 }
 
-/* ---- accounting ---- */
+/* ---- accounting ----
+ *
+ * A request adds only to the counters something reads: the usage report's six, and a limit's
+ * counter only where that limit is set for the scope (so a budget set by a reload counts from
+ * then). The periods are computed once; names are built once and their kind byte changed. */
 
-static void add(struct request *rq, const char *name, enum limits_period p, time_t now,
-		long long delta, long long keep)
+static void add(struct request *rq, const char *name, const struct limits_when *w,
+		enum limits_period p, long long delta, long long keep)
 {
 	long long after;
 	if (!delta)
 		return;
-	enum store_result rc = store_add(rq->srv->store, name, limits_bucket(p, now), delta,
-					 (long long)limits_period_end(p, now) + keep, &after);
+	enum store_result rc = store_add(rq->srv->store, name, w->bucket[p], delta,
+					 w->end[p] + keep, &after);
 	if (rc != STORE_OK)
 		(void)store_trouble(rq, rc);
 }
 
 /* The usage report's counters: per day, identity and model. */
-static void add_history(struct request *rq, const struct spend *sp, time_t now, long long cost)
+static void add_history(struct request *rq, const struct spend *sp, const struct limits_when *w,
+			long long cost)
 {
 	const struct access_record *a = &rq->acc;
 	const long long keep = rq->srv->cfg->usage_days * 86400LL;
@@ -495,13 +666,13 @@ static void add_history(struct request *rq, const struct spend *sp, time_t now, 
 	};
 	/* The identity is at most SPEND_WHO_MAX - 1 bytes: what a model id cannot keep is cut. */
 	char name[STORE_NAME_MAX];
+	size_t len = name_put(name, sizeof name, 0, "u|$|");
+	len = name_put(name, sizeof name, len, sp->who);
+	len = name_put(name, sizeof name, len, "|");
+	name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
-		const char head[] = {'u', '|', h[i].kind, '|', '\0'};
-		size_t len = name_put(name, sizeof name, 0, head);
-		len = name_put(name, sizeof name, len, sp->who);
-		len = name_put(name, sizeof name, len, "|");
-		name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
-		add(rq, name, LIMITS_DAY, now, h[i].v, keep);
+		name[2] = h[i].kind;
+		add(rq, name, w, LIMITS_DAY, h[i].v, keep);
 	}
 }
 
@@ -542,7 +713,8 @@ void spend_end(struct request *rq, struct spend *sp)
 	if (!rq->srv->store)
 		return;
 	const struct config *cfg = rq->srv->cfg;
-	time_t now = time(NULL);
+	struct limits_when w;
+	limits_when(time(NULL), &w);
 	long long cost = a->cost_micro_usd > 0 ? a->cost_micro_usd : 0;
 	long long tokens = (a->input_tokens > 0 ? a->input_tokens : 0) +
 			   (a->output_tokens > 0 ? a->output_tokens : 0);
@@ -550,14 +722,18 @@ void spend_end(struct request *rq, struct spend *sp)
 	const char *scope[2] = {sp->who, SERVER};
 	for (int i = 0; i < 2; i++) {
 		const struct limits_set *lim = i ? &cfg->limits.server : &sp->lim;
-		if (lim->v[LIMITS_TPM] >= 0) {
-			counter(name, sizeof name, 't', scope[i]);
-			add(rq, name, LIMITS_MINUTE, now, tokens, WINDOW_KEEP);
-		}
-		counter(name, sizeof name, 'd', scope[i]);
-		add(rq, name, LIMITS_DAY, now, cost, 86400);
-		counter(name, sizeof name, 'm', scope[i]);
-		add(rq, name, LIMITS_MONTH, now, cost, 86400);
+		if (lim->v[LIMITS_TPM] < 0 && lim->v[LIMITS_USD_DAY] < 0 &&
+		    lim->v[LIMITS_USD_MONTH] < 0)
+			continue;
+		counter(name, sizeof name, 't', scope[i]);
+		if (lim->v[LIMITS_TPM] >= 0)
+			add(rq, name, &w, LIMITS_MINUTE, tokens, WINDOW_KEEP);
+		name[0] = 'd';
+		if (lim->v[LIMITS_USD_DAY] >= 0)
+			add(rq, name, &w, LIMITS_DAY, cost, 86400);
+		name[0] = 'm';
+		if (lim->v[LIMITS_USD_MONTH] >= 0)
+			add(rq, name, &w, LIMITS_MONTH, cost, 86400);
 	}
-	add_history(rq, sp, now, cost);
+	add_history(rq, sp, &w, cost);
 }

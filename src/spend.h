@@ -4,7 +4,8 @@
  * request is answered here with 429 and never reaches the upstream) and spend_end after it (the
  * cost at the catalogue's prices, added to the counters, and the concurrency places given back).
  * The relay, the one place usage is known, reports it into the access record with
- * spend_usage_event, spend_usage_json and spend_estimate_output.
+ * spend_usage_event, spend_usage_json (a scan of the answer's bytes, not a parse) and
+ * spend_estimate_output.
  *
  * Counters (in the store; WHO is the identity, "*" the whole server):
  *   r|WHO  requests this minute          t|WHO  input + output tokens this minute
@@ -12,6 +13,7 @@
  *   c|WHO  concurrency holders
  *   u|X|WHO|MODEL  the usage report's, per UTC day: X = $ (micro-dollars), n (requests),
  *                  i (input), o (output), w (cache writes), r (cache reads) tokens
+ * r, t, d and m are kept only where their limit is set for the scope; the u counters always.
  * Usage is added when it is known, so the request that crosses a line completes and the next is
  * refused: the overshoot is bounded by the requests already in flight. */
 #ifndef LLM_SPEND_H

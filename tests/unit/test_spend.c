@@ -73,6 +73,33 @@ static void test_usage(void)
 	tap_is_int(a.input_tokens, 0, "count_tokens' answer is no usage");
 }
 
+/* The scan of the usage object reads what a JSON parser would, and nothing from a broken one. */
+static void test_usage_scan(void)
+{
+	struct access_record a;
+	memset(&a, 0, sizeof a);
+	const char *body = "{\"content\":[{\"text\":\"a \\\"usage\\\": {\\\"input_tokens\\\":9}\"}],"
+			   "\"usage\" : { \"service_tier\":\"standard \\\" }\", \"server_tool_use\":"
+			   "{\"web_search_requests\":4,\"input_tokens\":99},\"x\":[1,[{}],\"]\",null],"
+			   "\"input_tokens\" : 21 ,\"output_tokens\":2.5,\"cache_read_input_tokens\":-3,"
+			   "\"cache_creation\":null,\"cache_creation_input_tokens\":8,"
+			   "\"input_tokens\":22 }\n}";
+	a.output_tokens = 7;
+	spend_usage_json(&a, body, strlen(body));
+	tap_is_int(a.input_tokens, 22, "scan: the last of a repeated member, nested ones skipped");
+	tap_is_int(a.output_tokens, 7, "scan: a fraction is no count");
+	tap_is_int(a.cache_read_tokens, 0, "scan: a negative is no count");
+	tap_is_int(a.cache_write_5m_tokens, 8, "scan: cache_creation null: the total is 5 m writes");
+	memset(&a, 0, sizeof a);
+	const char *cut = "{\"usage\":{\"input_tokens\":5,\"output_tokens\":6";
+	spend_usage_json(&a, cut, strlen(cut));
+	tap_is_int(a.input_tokens + a.output_tokens, 0, "scan: an object that does not close gives nothing");
+	memset(&a, 0, sizeof a);
+	const char *big = "{\"usage\":{\"input_tokens\":123456789012345678901234}}";
+	spend_usage_json(&a, big, strlen(big));
+	tap_is_int(a.input_tokens, 1000000000000, "scan: a huge count is capped");
+}
+
 static void test_estimate(void)
 {
 	struct access_record a;
@@ -102,6 +129,7 @@ int main(void)
 {
 	test_identity();
 	test_usage();
+	test_usage_scan();
 	test_estimate();
 	test_retry_after();
 	return tap_done();
