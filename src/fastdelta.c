@@ -200,18 +200,44 @@ static int string(struct cur *c, const char **text, size_t *len)
 	return 0;
 }
 
+/* The two runs of an event as the API writes it, without blanks: one memcmp each instead of a
+ * token at a time (which the blank-tolerant path below still does for any other spacing). */
+static const char head[] = "{\"type\":\"content_block_delta\",\"index\":";
+static const char mid[] = ",\"delta\":{\"type\":\"text_delta\",\"text\":";
+
+static int compact_prefix(struct cur *c, long long *index)
+{
+	size_t n = sizeof head - 1, m = sizeof mid - 1;
+	if ((size_t)(c->end - c->p) < n || memcmp(c->p, head, n) != 0)
+		return 0;
+	struct cur t = {c->p + n, c->end};
+	if (!number(&t, index) || (size_t)(t.end - t.p) < m || memcmp(t.p, mid, m) != 0)
+		return 0;
+	c->p = t.p + m;
+	return 1;
+}
+
+static int spaced_prefix(struct cur *c, long long *index)
+{
+	return TOKEN(c, "{") && TOKEN(c, "\"type\"") && TOKEN(c, ":") &&
+	       TOKEN(c, "\"content_block_delta\"") && TOKEN(c, ",") && TOKEN(c, "\"index\"") &&
+	       TOKEN(c, ":") && number(c, index) && TOKEN(c, ",") && TOKEN(c, "\"delta\"") &&
+	       TOKEN(c, ":") && TOKEN(c, "{") && TOKEN(c, "\"type\"") && TOKEN(c, ":") &&
+	       TOKEN(c, "\"text_delta\"") && TOKEN(c, ",") && TOKEN(c, "\"text\"") && TOKEN(c, ":");
+}
+
 int fastdelta_parse(const char *data, size_t len, long long *index, const char **text, size_t *text_len)
 {
 	struct cur c = {(const unsigned char *)data, (const unsigned char *)data + len};
 	long long i;
 	const char *t;
 	size_t n;
-	if (!TOKEN(&c, "{") || !TOKEN(&c, "\"type\"") || !TOKEN(&c, ":") ||
-	    !TOKEN(&c, "\"content_block_delta\"") || !TOKEN(&c, ",") || !TOKEN(&c, "\"index\"") ||
-	    !TOKEN(&c, ":") || !number(&c, &i) || !TOKEN(&c, ",") || !TOKEN(&c, "\"delta\"") ||
-	    !TOKEN(&c, ":") || !TOKEN(&c, "{") || !TOKEN(&c, "\"type\"") || !TOKEN(&c, ":") ||
-	    !TOKEN(&c, "\"text_delta\"") || !TOKEN(&c, ",") || !TOKEN(&c, "\"text\"") ||
-	    !TOKEN(&c, ":") || !string(&c, &t, &n) || !TOKEN(&c, "}") || !TOKEN(&c, "}"))
+	if (!compact_prefix(&c, &i)) {
+		c.p = (const unsigned char *)data;
+		if (!spaced_prefix(&c, &i))
+			return 0;
+	}
+	if (!string(&c, &t, &n) || !TOKEN(&c, "}") || !TOKEN(&c, "}"))
 		return 0;
 	blanks(&c);
 	if (c.p != c.end)
