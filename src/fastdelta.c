@@ -1,6 +1,5 @@
 #include "fastdelta.h"
 
-#include <stdint.h>
 #include <string.h>
 
 #include "buf.h"
