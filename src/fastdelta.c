@@ -89,6 +89,7 @@ static long hex4(const unsigned char *p, const unsigned char *end)
 	return v;
 }
 
+/* A code point of the BMP (no surrogate) in UTF-8. */
 static size_t put_utf8(unsigned char *o, long cp)
 {
 	if (cp < 0x80) {
@@ -100,21 +101,16 @@ static size_t put_utf8(unsigned char *o, long cp)
 		o[1] = (unsigned char)(0x80 | (cp & 0x3f));
 		return 2;
 	}
-	if (cp < 0x10000) {
-		o[0] = (unsigned char)(0xe0 | cp >> 12);
-		o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-		o[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (unsigned char)(0xf0 | cp >> 18);
-	o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
-	o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-	o[3] = (unsigned char)(0x80 | (cp & 0x3f));
-	return 4;
+	o[0] = (unsigned char)(0xe0 | cp >> 12);
+	o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+	o[2] = (unsigned char)(0x80 | (cp & 0x3f));
+	return 3;
 }
 
 /* One escape after the backslash at c->p: writes its bytes to o, returns their count (0: not
- * one we take). A surrogate must come as a pair; \u0000 is left to the general parser. */
+ * one we take). \u0000 and every surrogate go to the general parser: json-c 0.16 decodes some
+ * valid pairs to U+FFFD ("\ud837\ude00", found by fuzz_fastdelta), and the two readings must
+ * agree; the API sends text as raw UTF-8, so escaped pairs are rare. */
 static size_t escape(struct cur *c, unsigned char *o)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
@@ -130,17 +126,9 @@ static size_t escape(struct cur *c, unsigned char *o)
 	if (e != 'u')
 		return 0;
 	long cp = hex4(c->p + 2, c->end);
-	if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+	if (cp <= 0 || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	c->p += 6;
-	if (cp >= 0xd800 && cp <= 0xdbff) {
-		long lo = c->end - c->p >= 2 && c->p[0] == '\\' && c->p[1] == 'u'
-				  ? hex4(c->p + 2, c->end) : -1;
-		if (lo < 0xdc00 || lo > 0xdfff)
-			return 0;
-		c->p += 6;
-		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-	}
 	return put_utf8(o, cp);
 }
 

@@ -7,7 +7,8 @@
  * most of the cost of relaying it. This matches exactly that shape, byte by byte (JSON blanks
  * allowed between tokens), and is stricter than both json-c and jscan inside it: any other member
  * order, an extra member, a number that is not a plain small integer, a raw control character,
- * invalid UTF-8, a lone surrogate or \u0000 is "not mine", and the caller parses the event the
+ * invalid UTF-8, an escaped surrogate (json-c 0.16 misreads some
+ * pairs) or \u0000 is "not mine", and the caller parses the event the
  * general way. tests/fuzz/fuzz_fastdelta.c holds it equal to that way wherever it answers. */
 #ifndef LLM_FASTDELTA_H
 #define LLM_FASTDELTA_H
