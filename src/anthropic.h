@@ -3,6 +3,7 @@
 #ifndef LLM_ANTHROPIC_H
 #define LLM_ANTHROPIC_H
 
+#include <limits.h>
 #include <stddef.h>
 
 struct json_object;
@@ -100,11 +101,14 @@ enum anth_event_kind {
 	ANTH_EV_INVALID, /* data that is not the JSON the event name promises */
 };
 
-/* One stream event. Strings point into a json tree the event holds; release it after use. */
+/* One stream event. Strings point into a json tree the event holds, or, for a text delta read by
+ * fastdelta (root NULL), into the event's data or fastdelta's scratch: use them before the next
+ * event, and release the event after use. */
 struct anth_event {
 	enum anth_event_kind kind;
 	const char *text; /* ANTH_EV_TEXT: the delta */
 	size_t text_len;
+	long long index;  /* ANTH_EV_TEXT: the content block's index; ANTH_NO_INDEX when absent */
 	const char *stop_reason;   /* ANTH_EV_MESSAGE_DELTA */
 	const char *error_type;    /* ANTH_EV_ERROR */
 	const char *error_message; /* ANTH_EV_ERROR */
@@ -113,8 +117,15 @@ struct anth_event {
 	struct json_object *root;
 };
 
+/* No index member: matches no block (a block in progress is >= 0, none is -1). */
+#define ANTH_NO_INDEX LLONG_MIN
+
 /* Parses one SSE event of a Messages stream: name is the event: field, data its data. */
 void anthropic_parse_event(const char *name, const char *data, size_t len, struct anth_event *ev);
+/* The same with json-c alone, never fastdelta: what anthropic_parse_event falls back to, and what
+ * the differential fuzz target holds fastdelta equal to. */
+void anthropic_parse_event_tree(const char *name, const char *data, size_t len,
+				struct anth_event *ev);
 void anthropic_event_release(struct anth_event *ev);
 
 /* Parses a JSON text strictly (jscan_parse: RFC 8259, valid UTF-8, no NUL byte, nothing but

@@ -1029,24 +1029,12 @@ static int block_start(struct responses_stream *s, struct json_object *root, str
 	return 0;
 }
 
-/* A piece of the block in progress: text, arguments, thinking or its signature. */
-static void block_delta(struct responses_stream *s, const struct anth_event *ev, struct buf *out)
+/* A piece of the block in progress; field is the delta's member it came in. */
+static void block_piece(struct responses_stream *s, const char *field, const char *p, size_t n,
+			struct buf *out)
 {
-	struct json_object *d, *idx, *v = NULL;
-	if (!json_object_object_get_ex(ev->root, "delta", &d) ||
-	    !json_object_object_get_ex(ev->root, "index", &idx) ||
-	    json_object_get_int64(idx) != s->block)
+	if (!n)
 		return;
-	const char *type = jx_string(d, "type");
-	const char *field = !type ? NULL : strcmp(type, "text_delta") == 0 ? "text"
-			    : strcmp(type, "input_json_delta") == 0 ? "partial_json"
-			    : strcmp(type, "thinking_delta") == 0 ? "thinking"
-			    : strcmp(type, "signature_delta") == 0 ? "signature" : NULL;
-	if (!field || !json_object_object_get_ex(d, field, &v) ||
-	    !json_object_is_type(v, json_type_string) || !json_object_get_string_len(v))
-		return;
-	const char *p = json_object_get_string(v);
-	size_t n = (size_t)json_object_get_string_len(v);
 	if (buf_append(strcmp(field, "signature") == 0 ? &s->signature : &s->text, p, n) < 0) {
 		s->overflow = 1;
 		return;
@@ -1061,6 +1049,31 @@ static void block_delta(struct responses_stream *s, const struct anth_event *ev,
 		json_object_object_add(o, "delta", json_object_new_string_len(p, (int)n));
 		put_event(s, out, "response.function_call_arguments.delta", o);
 	}
+}
+
+/* A piece of the block in progress: arguments, thinking or its signature (text deltas come as
+ * ANTH_EV_TEXT, maybe without a tree: text_delta). */
+static void block_delta(struct responses_stream *s, const struct anth_event *ev, struct buf *out)
+{
+	struct json_object *d, *idx, *v = NULL;
+	if (!json_object_object_get_ex(ev->root, "delta", &d) ||
+	    !json_object_object_get_ex(ev->root, "index", &idx) ||
+	    json_object_get_int64(idx) != s->block)
+		return;
+	const char *type = jx_string(d, "type");
+	const char *field = !type ? NULL : strcmp(type, "input_json_delta") == 0 ? "partial_json"
+			    : strcmp(type, "thinking_delta") == 0 ? "thinking"
+			    : strcmp(type, "signature_delta") == 0 ? "signature" : NULL;
+	if (!field || !json_object_object_get_ex(d, field, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	block_piece(s, field, json_object_get_string(v), (size_t)json_object_get_string_len(v), out);
+}
+
+static void text_delta(struct responses_stream *s, const struct anth_event *ev, struct buf *out)
+{
+	if (ev->index == s->block)
+		block_piece(s, "text", ev->text, ev->text_len, out);
 }
 
 /* The block is whole: its .done events, and its item joins the response's output. */
@@ -1115,7 +1128,8 @@ enum responses_step responses_stream_event(struct responses_stream *s, const cha
 					   const struct anth_event *ev, struct buf *out)
 {
 	struct json_object *v;
-	if (ev->kind == ANTH_EV_INVALID || (!ev->root && ev->kind != ANTH_EV_IGNORE))
+	if (ev->kind == ANTH_EV_INVALID ||
+	    (!ev->root && ev->kind != ANTH_EV_IGNORE && ev->kind != ANTH_EV_TEXT))
 		return RESPONSES_INVALID;
 	switch (ev->kind) {
 	case ANTH_EV_MESSAGE_START:
@@ -1126,7 +1140,7 @@ enum responses_step responses_stream_event(struct responses_stream *s, const cha
 		put_response(s, out, "response.in_progress");
 		break;
 	case ANTH_EV_TEXT:
-		block_delta(s, ev, out);
+		text_delta(s, ev, out);
 		break;
 	case ANTH_EV_MESSAGE_DELTA:
 		if (ev->stop_reason)

@@ -323,13 +323,30 @@ static double deadline(const struct upstream *u, int stream, enum upstream_outco
 	return u->last_byte + c->idle_timeout;
 }
 
+/* Whether the sink's on_tick is due: at least once a second (a client that left while its
+ * connection was not watched, see below), when its own schedule says so (keep-alives), or when the
+ * client's connection stirred. Not on every wake-up: a stream wakes once per delta, and a check
+ * of the client's connection each time was a system call per delta (benchmark strace). */
+static int tick_due(const struct upstream_sink *sink, double now, double tick_at, int stirred)
+{
+	if (!sink->on_tick)
+		return 0;
+	if (stirred || now >= tick_at)
+		return 1;
+	double t = sink->next_tick ? sink->next_tick(sink->arg) : -1;
+	return t >= 0 && now >= t;
+}
+
 /* Runs the transfer of e until it ends, a deadline passes or the sink stops it, waiting on the
- * client's connection too. Returns libcurl's count of running transfers (nonzero: unfinished). */
+ * client's connection too: the one wait per wake-up is also the check that the client is still
+ * there (a close makes its connection readable). Returns libcurl's count of running transfers
+ * (nonzero: unfinished). */
 static int transfer(struct upstream *u, const struct upstream_request *rq,
 		    const struct upstream_sink *sink)
 {
 	int watch = sink->watch_fd;
-	int running = 1;
+	int running = 1, stirred = 0;
+	double tick_at = 0; /* the first pass ticks */
 	while (!u->aborted) {
 		if (curl_multi_perform(u->multi, &running) != CURLM_OK || !running || u->aborted)
 			break;
@@ -340,25 +357,27 @@ static int transfer(struct upstream *u, const struct upstream_request *rq,
 			stop(u, why);
 			break;
 		}
-		if (sink->on_tick && sink->on_tick(sink->arg) != 0) {
-			stop(u, UP_ABORTED);
-			break;
+		if (tick_due(sink, now, tick_at, stirred)) {
+			if (sink->on_tick(sink->arg) != 0) {
+				stop(u, UP_ABORTED);
+				break;
+			}
+			/* A readable client connection that is not closed would wake us in a loop: the
+			 * once-a-second tick still notices a close, so stop watching it. */
+			if (stirred)
+				watch = -1;
+			tick_at = now + 1.0;
 		}
-		double wait = due - now;
-		if (wait > 1.0)
-			wait = 1.0;
+		double wait = (due < tick_at ? due : tick_at) - now;
 		if (sink->next_tick) {
 			double t = sink->next_tick(sink->arg);
 			if (t >= 0 && t - now < wait)
-				wait = t - now > 0 ? t - now : 0;
+				wait = t - now;
 		}
-		int wait_ms = (int)ceil(wait * 1000.0);
+		int wait_ms = wait > 0 ? (int)ceil(wait * 1000.0) : 0;
 		struct curl_waitfd wfd = {.fd = watch, .events = CURL_WAIT_POLLIN, .revents = 0};
 		curl_multi_poll(u->multi, watch >= 0 ? &wfd : NULL, watch >= 0 ? 1 : 0, wait_ms, NULL);
-		/* A readable client connection that is not closed would wake us in a loop: the
-		 * once-a-second tick still notices a close, so stop watching it. */
-		if (watch >= 0 && wfd.revents && sink->on_tick && sink->on_tick(sink->arg) == 0)
-			watch = -1;
+		stirred = watch >= 0 && wfd.revents;
 	}
 	return running;
 }

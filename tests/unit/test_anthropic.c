@@ -199,10 +199,29 @@ static void test_thinking(void)
 	anthropic_message_release(&m);
 }
 
+/* An event cut inside a surrogate pair must not leak into the next event's text: the process's
+ * shared json-c tokener kept the half pair across its reset, and the next \u escape came out
+ * with a U+FFFD before it. */
+static void test_cut_surrogate(void)
+{
+	const char *cut = "{\"type\":\"error\",\"error\":{\"type\":\"x\",\"message\":\"\\ud83d";
+	const char *next = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+			   "\"message\":\"x\\u00e9\"}}";
+	struct anth_event ev;
+	anthropic_parse_event("error", cut, strlen(cut), &ev);
+	tap_is_int(ev.kind, ANTH_EV_INVALID, "an event cut in a surrogate pair is invalid");
+	anthropic_event_release(&ev);
+	anthropic_parse_event("error", next, strlen(next), &ev);
+	tap_ok(ev.kind == ANTH_EV_ERROR && strcmp(ev.error_message, "x\xc3\xa9") == 0,
+	       "the next event's escapes are its own: %s", ev.error_message ? ev.error_message : "?");
+	anthropic_event_release(&ev);
+}
+
 int main(void)
 {
 	test_passthrough_helpers();
 	test_max_tokens();
+	test_cut_surrogate();
 	test_thinking();
 
 	struct anth_request rq = {.model = "m1", .max_tokens = 7, .system = "be brief",
