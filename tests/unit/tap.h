@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
@@ -47,6 +48,23 @@ __attribute__((format(printf, 1, 2))) static inline void tap_diag(const char *fm
 		if (!tap_ok(g_ == w_, __VA_ARGS__))                                                \
 			tap_diag("got %lld, want %lld", g_, w_);                                   \
 	} while (0)
+
+/* head, then unit times times, then tail: a large input built without a loop in each test
+ * (caller frees; *len is its length). */
+static inline char *tap_repeat(const char *head, const char *unit, size_t times, const char *tail,
+			       size_t *len)
+{
+	size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
+	char *s = malloc(hl + ul * times + tl + 1);
+	if (!s)
+		abort();
+	memcpy(s, head, hl);
+	for (size_t i = 0; i < times; i++)
+		memcpy(s + hl + i * ul, unit, ul);
+	memcpy(s + hl + ul * times, tail, tl + 1);
+	*len = hl + ul * times + tl;
+	return s;
+}
 
 static inline int tap_done(void)
 {

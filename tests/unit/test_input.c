@@ -415,19 +415,6 @@ static void run(const struct pcase *c)
 		input_release(&in);
 }
 
-static char *repeat(const char *head, const char *unit, size_t times, const char *tail,
-		    size_t *len)
-{
-	size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
-	char *s = malloc(hl + ul * times + tl + 1);
-	memcpy(s, head, hl);
-	for (size_t i = 0; i < times; i++)
-		memcpy(s + hl + i * ul, unit, ul);
-	memcpy(s + hl + ul * times, tail, tl + 1);
-	*len = hl + ul * times + tl;
-	return s;
-}
-
 /* 10,000 levels must fail fast on json-c's depth limit, not recurse or hang. */
 static void test_deep_nesting(void)
 {
@@ -442,7 +429,7 @@ static void test_deep_nesting(void)
 	};
 	for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
 		size_t len;
-		char *body = repeat(deep[i].head, deep[i].unit, 10000, deep[i].tail, &len);
+		char *body = tap_repeat(deep[i].head, deep[i].unit, 10000, deep[i].tail, &len);
 		struct input in;
 		const char *msg;
 		clock_t t0 = clock();
@@ -485,7 +472,7 @@ static void test_turn_limit(void)
 static void test_large(void)
 {
 	size_t len;
-	char *plain = repeat("", "abc\xc3\xa9", 250000, "", &len);
+	char *plain = tap_repeat("", "abc\xc3\xa9", 250000, "", &len);
 	struct input in;
 	const char *msg;
 	enum err_kind e = input_parse(P, plain, len, NULL, 0, &in, &msg);
@@ -495,7 +482,7 @@ static void test_large(void)
 		input_release(&in);
 	free(plain);
 
-	char *form = repeat("text=", "a+%C3%A9", 200000, "", &len);
+	char *form = tap_repeat("text=", "a+%C3%A9", 200000, "", &len);
 	e = input_parse(F, form, len, NULL, 0, &in, &msg);
 	int ok = e == ERR_OK && in.text_len == 200000 * 4;
 	for (size_t i = 0; ok && i < in.text_len; i += 4)
@@ -505,7 +492,7 @@ static void test_large(void)
 		input_release(&in);
 	free(form);
 
-	char *json = repeat("{\"text\":\"", "x\\u00e9", 200000, "\"}", &len);
+	char *json = tap_repeat("{\"text\":\"", "x\\u00e9", 200000, "\"}", &len);
 	e = input_parse(J, json, len, NULL, 0, &in, &msg);
 	tap_ok(e == ERR_OK && in.text_len == 200000 * 3 && strlen(in.text) == in.text_len,
 	       "large JSON text whole");
@@ -522,7 +509,7 @@ static void test_costly(void)
 		const char *name, *ct;
 	} as[] = {{"json", J}, {"sniffed", NULL}, {"form", F}};
 	size_t len;
-	char *body = repeat("{\"text\":\"hi\",\"x\":[", "{},", 1 << 20, "{}]}", &len);
+	char *body = tap_repeat("{\"text\":\"hi\",\"x\":[", "{},", 1 << 20, "{}]}", &len);
 	for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
 		struct input in;
 		const char *msg;

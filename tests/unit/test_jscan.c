@@ -73,19 +73,6 @@ static const struct scase syntax[] = {
 	T("comment", "{} // x", BAD),
 };
 
-static char *repeat(const char *head, const char *unit, size_t times, const char *tail,
-		    size_t *len)
-{
-	size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
-	char *s = malloc(hl + ul * times + tl + 1);
-	memcpy(s, head, hl);
-	for (size_t i = 0; i < times; i++)
-		memcpy(s + hl + i * ul, unit, ul);
-	memcpy(s + hl + ul * times, tail, tl + 1);
-	*len = hl + ul * times + tl;
-	return s;
-}
-
 static void test_syntax(void)
 {
 	for (size_t i = 0; i < sizeof syntax / sizeof syntax[0]; i++) {
@@ -111,20 +98,20 @@ static void test_invalid_utf8(void)
 static void test_depth(void)
 {
 	size_t len;
-	char *s = repeat("", "[", JSCAN_DEPTH, "", &len);
-	char *t = repeat(s, "]", JSCAN_DEPTH, "", &len);
+	char *s = tap_repeat("", "[", JSCAN_DEPTH, "", &len);
+	char *t = tap_repeat(s, "]", JSCAN_DEPTH, "", &len);
 	struct json_object *o = jscan_parse(t, len, NULL);
 	tap_ok(o != NULL, "depth: %d nested arrays parse", JSCAN_DEPTH);
 	json_object_put(o);
 	free(s);
 	free(t);
-	s = repeat("", "[", JSCAN_DEPTH + 1, "", &len);
-	t = repeat(s, "]", JSCAN_DEPTH + 1, "", &len);
+	s = tap_repeat("", "[", JSCAN_DEPTH + 1, "", &len);
+	t = tap_repeat(s, "]", JSCAN_DEPTH + 1, "", &len);
 	tap_ok(jscan_check(t, len, NULL) == BAD, "depth: %d nested arrays are malformed",
 	       JSCAN_DEPTH + 1);
 	free(s);
 	free(t);
-	s = repeat("", "{\"a\":", 100000, "", &len);
+	s = tap_repeat("", "{\"a\":", 100000, "", &len);
 	tap_ok(jscan_check(s, len, NULL) == BAD, "depth: 100000 open objects, no recursion");
 	free(s);
 }
@@ -163,7 +150,7 @@ static void test_estimate(void)
 	};
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		size_t len;
-		char *s = repeat("[", units[i], 2000, "0]", &len);
+		char *s = tap_repeat("[", units[i], 2000, "0]", &len);
 		struct jscan_counts c = {0};
 		int parsed;
 		enum jscan_result r = jscan_check(s, len, &c);
@@ -180,14 +167,14 @@ static void test_budget(void)
 	/* [{},{},...]: 3 bytes and an estimated 1024 each. 16 MiB / 1024 = 16384 objects fit in
 	 * the allowance, and each one's 3 bytes add 24 to the budget. */
 	size_t len;
-	char *s = repeat("[", "{},", 16000, "{}]", &len);
+	char *s = tap_repeat("[", "{},", 16000, "{}]", &len);
 	tap_ok(jscan_check(s, len, NULL) == OK, "budget: 16,001 empty objects (48 KB) pass");
 	free(s);
-	s = repeat("[", "{},", 20000, "{}]", &len);
+	s = tap_repeat("[", "{},", 20000, "{}]", &len);
 	tap_ok(jscan_check(s, len, NULL) == JSCAN_COSTLY, "budget: 20,001 empty objects are costly");
 	free(s);
 	/* The 4 MB body of the review: refused, and early. */
-	s = repeat("[", "{},", (4 << 20) / 3, "{}]", &len);
+	s = tap_repeat("[", "{},", (4 << 20) / 3, "{}]", &len);
 	struct jscan_counts c = {0};
 	enum jscan_result r = jscan_check(s, len, &c);
 	tap_ok(r == JSCAN_COSTLY && c.objects < 60000,
@@ -197,12 +184,12 @@ static void test_budget(void)
 	       "budget: jscan_parse refuses it before json-c");
 	free(s);
 	/* A large body of text costs its bytes: a 32 MB string is fine. */
-	s = repeat("{\"text\":\"", "abcdefgh", 4 << 20, "\"}", &len);
+	s = tap_repeat("{\"text\":\"", "abcdefgh", 4 << 20, "\"}", &len);
 	r = jscan_check(s, len, &c);
 	tap_ok(r == OK && c.cost < 4096, "budget: a 32 MB string passes");
 	free(s);
 	/* A malformed body that is also costly: whichever comes first is the answer. */
-	s = repeat("[", "{},", 30000, "x", &len);
+	s = tap_repeat("[", "{},", 30000, "x", &len);
 	tap_ok(jscan_check(s, len, NULL) == JSCAN_COSTLY, "budget: costly before the bad byte");
 	free(s);
 }
