@@ -1,6 +1,11 @@
-/* loadgen: a closed-loop HTTP load generator for llm-fcgi's benchmark (bench/run).
+/* loadgen: an HTTP load generator for llm-fcgi's benchmark (bench/run).
  *
- * CONC clients; each sends its next request as soon as the previous one ends. libcurl's multi
+ * Closed loop: CONC clients; each sends its next request as soon as the previous one ends.
+ * Open loop (--rate R): request i is due at start + i/R whatever happened to the others, on the
+ * first of CONC connections that is free; its latency counts from that due time, so a server
+ * (or a generator) that falls behind shows it in the latency instead of sending less (no
+ * coordinated omission). The send lag (actual send minus due time) and the requests that found
+ * no free connection are reported, to show that the generator kept the schedule. libcurl's multi
  * socket interface on epoll, so 1,000 concurrent streams cost only the sockets that are active.
  * Every received body chunk is timestamped: time to the first body byte, the time between
  * chunks (stream mode) and the number of chunks per response are reported, with percentiles.
@@ -15,11 +20,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +65,9 @@ static struct {
 	long drain_ms;
 	long status;
 	long warm;      /* warm-up requests on the same connections, not counted */
+	double rate;    /* open loop: requests per second; 0: closed loop */
+	int rt;         /* the measured phase at real-time priority (SCHED_FIFO 1), if allowed */
+	int rt_ok;
 	int warm_pause; /* after the warm-up, print "warm" on stderr and wait for a line on stdin */
 	int stream;
 	int insecure;
@@ -81,6 +91,13 @@ static struct {
 	size_t bytes;
 	long connects;
 	struct samples lat, ttfb, gap, chunks;
+	/* open loop */
+	int open;           /* this phase runs on the schedule: a finished slot goes back to the free list */
+	int *free_slots;    /* a stack of the indexes of idle slots */
+	int nfree;
+	long scheduled, sent, backlogged, unsent;
+	long backlog_mark; /* requests before this index were already counted as backlogged */
+	struct samples lag; /* send time minus due time, ms */
 	struct { char name[32]; long n; } errs[MAX_ERRKINDS];
 	int nerrs;
 } G;
@@ -320,7 +337,9 @@ static void read_done(double t)
 		struct slot *s;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 		finish(s, m->data.result, 0, 0, t);
-		if (may_start(t))
+		if (G.open)
+			G.free_slots[G.nfree++] = (int)(s - G.slots);
+		else if (may_start(t))
 			start(s, t);
 	}
 }
@@ -374,14 +393,57 @@ static void usage(FILE *out)
 		"Usage: loadgen --url URL [-c CONC] [-d SECS | -n REQS] [--mode sync|stream]\n"
 		"       [-X METHOD] [--body STR] [-H 'Name: value']... [--expect STR] [--status N]\n"
 		"       [--abort-after-ms M] [--timeout-ms T] [--drain-ms D] [--cacert FILE] [-k]\n"
-		"       [--warm N [--warm-pause]] [--label L]\n"
+		"       [--warm N [--warm-pause]] [--rate R] [--rt] [--label L]\n"
 		"Closed loop: CONC clients, each sends its next request when its last one ends.\n"
+		"--rate R: open loop (with -d): request i is due at i/R s, sent on the first free of CONC\n"
+		"connections; latency and TTFB count from the due time; send_lag_ms = sent - due.\n"
+		"--rt: the measured phase at SCHED_FIFO priority 1 (if permitted; \"rt\" says).\n"
 		"-d: no request starts after SECS; those in flight get --drain-ms (default 30000) to end.\n"
 		"--abort-after-ms: every request is closed M ms after it started (client disconnect).\n"
 		"--warm N: first N requests on the same connections, not counted; with --warm-pause,\n"
 		"then \"warm\" on stderr and wait for a line on stdin before measuring.\n"
 		"Prints one JSON object: counts, rps, latency_ms, ttfb_ms (first body byte),\n"
 		"gap_ms (between arrivals of body chunks), chunks (arrivals per response).\n");
+}
+
+/* One turn of the event loop: wait for a socket or until DUE (monotonic seconds, or curl's own
+ * timer if that is earlier), then let curl act on what is ready. The wait has nanosecond
+ * resolution (epoll_pwait2): a schedule of one request every 333 µs cannot round to 1 ms. */
+static void poll_once(double due)
+{
+	struct epoll_event evs[256];
+	double t = now_s();
+	if (G.curl_due >= 0 && G.curl_due < due)
+		due = G.curl_due;
+	struct timespec ts = {0, 0};
+	if (due > t) {
+		double w = due - t;
+		ts.tv_sec = (time_t)w;
+		ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
+	}
+	int running = 0;
+	int n = epoll_pwait2(G.epfd, evs, 256, &ts, NULL);
+	if (n < 0 && errno != EINTR)
+		die("epoll_pwait2: %s", strerror(errno));
+	G.gen++;
+	for (int i = 0; i < n; i++) {
+		int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+			    (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+			    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+		curl_multi_socket_action(G.multi, evs[i].data.fd, flags, &running);
+	}
+	if (G.curl_due >= 0 && now_s() >= G.curl_due) {
+		G.curl_due = -1;
+		curl_multi_socket_action(G.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+}
+
+/* The requests in flight when the drain time ran out: counted as unfinished. */
+static void cut_unfinished(double t)
+{
+	for (int i = 0; i < opt.conc; i++)
+		if (G.slots[i].active)
+			finish(&G.slots[i], CURLE_OK, 0, 1, t);
 }
 
 /* One closed-loop phase: COUNT requests, or DUR seconds plus the drain time. */
@@ -399,7 +461,6 @@ static void run_phase(long count, double dur, long abort_ms, int recording)
 	int running = 0;
 	curl_multi_socket_action(G.multi, CURL_SOCKET_TIMEOUT, 0, &running);
 
-	struct epoll_event evs[256];
 	double drain_until = -1;
 	for (;;) {
 		double t = now_s();
@@ -409,15 +470,11 @@ static void run_phase(long count, double dur, long abort_ms, int recording)
 		if (!G.count && t >= G.t_stop && drain_until < 0)
 			drain_until = G.t_stop + (double)opt.drain_ms / 1000.0;
 		if (drain_until >= 0 && t >= drain_until) {
-			for (int i = 0; i < opt.conc; i++)
-				if (G.slots[i].active)
-					finish(&G.slots[i], CURLE_OK, 0, 1, t);
+			cut_unfinished(t);
 			break;
 		}
 		/* The earliest of: curl's timer, the next client disconnect, the end of the run. */
 		double due = t + 1.0;
-		if (G.curl_due >= 0 && G.curl_due < due)
-			due = G.curl_due;
 		if (G.abort_ms)
 			for (int i = 0; i < opt.conc; i++)
 				if (G.slots[i].active) {
@@ -427,22 +484,7 @@ static void run_phase(long count, double dur, long abort_ms, int recording)
 				}
 		if (drain_until >= 0 && drain_until < due)
 			due = drain_until;
-		int wait_ms = due <= t ? 0 : (int)ceil((due - t) * 1000.0);
-		int n = epoll_wait(G.epfd, evs, 256, wait_ms);
-		if (n < 0 && errno != EINTR)
-			die("epoll_wait: %s", strerror(errno));
-		G.gen++;
-		for (int i = 0; i < n; i++) {
-			int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-				    (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-				    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-			curl_multi_socket_action(G.multi, evs[i].data.fd, flags, &running);
-		}
-		t = now_s();
-		if (G.curl_due >= 0 && t >= G.curl_due) {
-			G.curl_due = -1;
-			curl_multi_socket_action(G.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		}
+		poll_once(due);
 		t = now_s();
 		read_done(t);
 		if (G.abort_ms) {
@@ -457,6 +499,67 @@ static void run_phase(long count, double dur, long abort_ms, int recording)
 			curl_multi_socket_action(G.multi, CURL_SOCKET_TIMEOUT, 0, &running);
 			read_done(now_s());
 		}
+	}
+	G.t_end = now_s();
+}
+
+/* Starts every request that is due, each on a free connection, its clock set to its due time.
+ * Returns the due time of the next one still to send (or a second from now). */
+static double send_due(double t)
+{
+	int running = 0, sent = 0;
+	while (G.sent < G.scheduled) {
+		double due = G.t0 + (double)G.sent / opt.rate;
+		if (due > t)
+			return due;
+		if (G.nfree == 0) {
+			/* Every connection busy: the request waits (and its latency grows) until one frees. */
+			if (G.backlog_mark <= G.sent) {
+				G.backlogged++;
+				G.backlog_mark = G.sent + 1;
+			}
+			break;
+		}
+		struct slot *s = &G.slots[G.free_slots[--G.nfree]];
+		start(s, due);
+		push(&G.lag, (t - due) * 1000.0);
+		G.sent++;
+		sent = 1;
+	}
+	if (sent)
+		curl_multi_socket_action(G.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	return t + 1.0;
+}
+
+/* The open-loop phase: DUR x RATE requests on a fixed schedule, then the drain time. */
+static void run_open(double dur)
+{
+	G.open = 1;
+	G.recording = 1;
+	G.count = 0;
+	G.started = G.finished = 0;
+	G.nfree = 0;
+	for (int i = opt.conc - 1; i >= 0; i--)
+		G.free_slots[G.nfree++] = i;
+	G.scheduled = (long)floor(dur * opt.rate);
+	G.t0 = now_s();
+	G.t_stop = G.t0 + dur;
+	G.t_last_done = G.t0;
+	double drain_until = G.t_stop + (double)opt.drain_ms / 1000.0;
+	for (;;) {
+		double t = now_s();
+		if (G.sent == G.scheduled && G.started == G.finished)
+			break;
+		if (t >= drain_until) {
+			cut_unfinished(t);
+			G.unsent = G.scheduled - G.sent;
+			if (G.unsent)
+				count_error("unsent", 0);
+			break;
+		}
+		double due = send_due(t);
+		poll_once(due < drain_until ? due : drain_until);
+		read_done(now_s());
 	}
 	G.t_end = now_s();
 }
@@ -476,6 +579,8 @@ int main(int argc, char **argv)
 		{"label", required_argument, NULL, 'l'},
 		{"warm", required_argument, NULL, 'w'},
 		{"warm-pause", no_argument, NULL, 'P'},
+		{"rate", required_argument, NULL, 'r'},
+		{"rt", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -509,14 +614,19 @@ int main(int argc, char **argv)
 		case 'l': opt.label = optarg; break;
 		case 'w': opt.warm = atol(optarg); break;
 		case 'P': opt.warm_pause = 1; break;
+		case 'r': opt.rate = atof(optarg); break;
+		case 'R': opt.rt = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!opt.url || opt.conc < 1 || (!opt.dur && !opt.count)) {
+	if (!opt.url || opt.conc < 1 || (!opt.dur && !opt.count) || opt.rate < 0 ||
+	    (opt.rate > 0 && (!opt.dur || opt.count || opt.abort_ms))) {
 		usage(stderr);
 		return 2;
 	}
+	/* Timers as asked: the default slack of 50 µs is a sixth of the open loop's 333 µs step. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -535,7 +645,8 @@ int main(int argc, char **argv)
 	curl_multi_setopt(G.multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(G.multi, CURLMOPT_MAXCONNECTS, (long)opt.conc + 16);
 	G.slots = calloc((size_t)opt.conc, sizeof *G.slots);
-	if (!G.slots)
+	G.free_slots = calloc((size_t)opt.conc, sizeof *G.free_slots);
+	if (!G.slots || !G.free_slots)
 		die("out of memory");
 	for (int i = 0; i < opt.conc; i++)
 		setup_slot(&G.slots[i]);
@@ -550,7 +661,16 @@ int main(int argc, char **argv)
 				die("no go-ahead on stdin after the warm-up");
 		}
 	}
-	run_phase(opt.count, opt.dur, opt.abort_ms, 1);
+	if (opt.rt) {
+		/* The generator's own wake-ups ahead of the servers': on a loaded machine a send or a
+		 * receive timestamp waiting for a core would otherwise count as the server's latency. */
+		struct sched_param sp = {.sched_priority = 1};
+		opt.rt_ok = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+	}
+	if (opt.rate > 0)
+		run_open(opt.dur);
+	else
+		run_phase(opt.count, opt.dur, opt.abort_ms, 1);
 	double t_end = G.t_end;
 	double span = (G.late || opt.count ? G.t_last_done : (G.t_stop < t_end ? G.t_stop : t_end)) - G.t0;
 	if (span <= 0)
@@ -563,7 +683,13 @@ int main(int argc, char **argv)
 	printf(",\"mode\":\"%s\",\"conc\":%d,\"duration_s\":%.3f,\"wall_s\":%.3f,", opt.mode_name, opt.conc,
 	       opt.dur, t_end - G.t0);
 	printf("\"requests_ok\":%ld,\"requests_failed\":%ld,\"aborted\":%ld,\"late\":%ld,\"unfinished\":%ld,",
-	       G.ok, G.failed, G.aborted, G.late, G.unfinished);
+	       G.ok, G.failed, G.aborted, G.late, G.unfinished + G.unsent);
+	if (opt.rate > 0) {
+		printf("\"rate\":%.3f,\"scheduled\":%ld,\"sent\":%ld,\"unsent\":%ld,\"backlogged\":%ld,",
+		       opt.rate, G.scheduled, G.sent, G.unsent, G.backlogged);
+		print_stats("send_lag_ms", &G.lag, 0);
+	}
+	printf("\"rt\":%s,", opt.rt_ok ? "true" : "false");
 	printf("\"rps\":%.3f,\"bytes\":%zu,\"connects\":%ld,\"errors\":{", G.ok / span, G.bytes, G.connects);
 	for (int i = 0; i < G.nerrs; i++)
 		printf("%s\"%s\":%ld", i ? "," : "", G.errs[i].name, G.errs[i].n);
