@@ -10,7 +10,9 @@
  *   - Redis or Valkey (limits_store = redis://HOST:PORT[/DB]) through hiredis: one persistent
  *     connection per process, a short timeout, atomic updates by Lua scripts.
  *
- * Every update is atomic. A counter is named (name, bucket): the name says what and for whom
+ * Every update is atomic, and a batch of them is one unit (store_batch below): a request asks
+ * the store three times whatever it does — its limits checked, its usage added, its metrics —
+ * one lock each locally, one round trip each to Redis. A counter is named (name, bucket): the name says what and for whom
  * ("rpm|key:alice"), the bucket which window or period (the minute since the epoch, a day as
  * YYYYMMDD, a month as YYYYMM). A counter kept for an older bucket reads as 0 for a newer one, so
  * windows roll over without anybody resetting them; expires_at (Unix seconds) lets a backend
@@ -41,11 +43,11 @@ struct store;
 
 /* A batch: operations run in order as one unit, one backend call for all of them (one lock
  * locally, one Lua script and one round trip in Redis), so that no other process sees or slips
- * between a part of it. A request's checks are one batch and its accounting another: with Redis
- * that is two round trips a request, where one call per counter took some twenty
- * (bench/spend-cost). Three kinds may refuse: the first refusal ends the batch (the operations
- * after it do not run) and the places the batch took before it are given back in the same call;
- * its adds stay. */
+ * between a part of it. spend's checks are one batch and its accounting another, where one call
+ * per counter took some twenty round trips a request (bench/spend-cost). Three kinds may refuse:
+ * the first refusal ends the batch (the operations after it do not run) and the places the batch
+ * took before it are given back in the same call; its adds stay. Locally a process killed in the
+ * middle of a batch leaves the operations before it done, each whole; Redis runs a script whole. */
 enum store_op_kind {
 	STORE_OP_GET,        /* value: the counter's; refuses when limit >= 0 and value >= limit */
 	STORE_OP_ADD,        /* adds delta; value: the counter's after */

@@ -442,19 +442,19 @@ static int store_redis_ready(struct store_redis *r)
 	return rc < 0 ? -1 : 0;
 }
 
-/* Runs one command. The reply (the caller frees it), an error reply included; NULL when the
- * server could not be asked or did not answer. A connection the server closed while idle
- * (its timeout setting, a restart) is reconnected and the command sent again, once: the server
- * never saw it. A timeout is not retried: the command may have run. */
-static redisReply *store_redis_run(struct store_redis *r, int argc, const char **argv,
-				   const size_t *lens)
+/* Sends one command, formatted already (RESP). The reply (the caller frees it), an error reply
+ * included; NULL when the server could not be asked or did not answer. A connection the server
+ * closed while idle (its timeout setting, a restart) is reconnected and the command sent again,
+ * once: the server never saw it. A timeout is not retried: the command may have run. */
+static redisReply *store_redis_send(struct store_redis *r, const char *cmd, size_t len)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (store_redis_ready(r) < 0)
 			return NULL;
 		int fresh = r->fresh;
-		redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-		if (rep) {
+		void *rep = NULL;
+		if (redisAppendFormattedCommand(r->c, cmd, len) == REDIS_OK &&
+		    redisGetReply(r->c, &rep) == REDIS_OK && rep) {
 			r->fresh = 0;
 			return rep;
 		}
@@ -466,6 +466,21 @@ static redisReply *store_redis_run(struct store_redis *r, int argc, const char *
 			return NULL;
 	}
 	return NULL;
+}
+
+/* Runs one command given as arguments (lens NULL: strings), formatted by hiredis. */
+static redisReply *store_redis_run(struct store_redis *r, int argc, const char **argv,
+				   const size_t *lens)
+{
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0) {
+		store_redis_down(r, "out of memory");
+		return NULL;
+	}
+	redisReply *rep = store_redis_send(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	return rep;
 }
 
 /* EVALSHA of a script, or EVAL when the server lost it. argv[2..argc) are the caller's (the
@@ -545,28 +560,116 @@ static enum store_result store_redis_set(struct store *s, const char *name, long
 	return store_redis_done(r, rep, rep && rep->type == REDIS_REPLY_INTEGER);
 }
 
-/* One operation's key and four ARGV into the batch's arguments (k is its index, from 0), their
- * text into t. Returns the bytes of t used. */
-static size_t store_redis_op_args(const struct store_op *op, size_t k, size_t n, const char **argv,
-				  size_t *argl, char *t)
+/* ---- a batch's command, in RESP written by hand: hiredis's formatting (a format string per
+ * argument) and snprintf for the numbers cost a request more than everything else the batch
+ * does on this side (bench/spend-cost) ---- */
+
+/* The decimal digits of v at p; returns the end. */
+static char *store_redis_digits(char *p, long long v)
+{
+	char d[24], *q = d + sizeof d;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--q = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--q = '-';
+	memcpy(p, q, (size_t)(d + sizeof d - q));
+	return p + (d + sizeof d - q);
+}
+
+/* A bulk string: $LEN CRLF bytes CRLF. */
+static char *store_redis_bulk(char *p, const void *s, size_t n)
+{
+	*p++ = '$';
+	p = store_redis_digits(p, (long long)n);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+static char *store_redis_bulk_number(char *p, long long v)
+{
+	char d[24];
+	return store_redis_bulk(p, d, (size_t)(store_redis_digits(d, v) - d));
+}
+
+/* An operation's key: llmfcgi:NAME:BUCKET, or llmfcgi:NAME:holders (names are checked). */
+static char *store_redis_bulk_key(char *p, const struct store_op *op)
+{
+	char key[STORE_REDIS_KEY_MAX], *k = key;
+	size_t n = strlen(op->name);
+	memcpy(k, "llmfcgi:", 8);
+	memcpy(k + 8, op->name, n);
+	k += 8 + n;
+	*k++ = ':';
+	if (op->kind == STORE_OP_ACQUIRE || op->kind == STORE_OP_RELEASE) {
+		memcpy(k, "holders", 7);
+		k += 7;
+	} else {
+		k = store_redis_digits(k, op->bucket);
+	}
+	return store_redis_bulk(p, key, (size_t)(k - key));
+}
+
+/* The most bytes an operation takes: its key, and four ARGV of at most 20 digits and a sign. */
+#define STORE_REDIS_OP_BYTES (STORE_REDIS_KEY_MAX + 16 + 4 * 32)
+
+/* The command after EVALSHA SHA (or EVAL SCRIPT): numkeys, KEYS, ARGV, as the script reads them,
+ * at p; returns the end. */
+static char *store_redis_batch_args(char *p, const struct store_redis *r,
+				    const struct store_op *ops, size_t n)
 {
 	static const char kinds[] = {[STORE_OP_GET] = 'g', [STORE_OP_ADD] = 'a',
 				     [STORE_OP_ADD_CAPPED] = 'c', [STORE_OP_ACQUIRE] = 'q',
 				     [STORE_OP_RELEASE] = 'r'};
-	int counter = op->kind != STORE_OP_ACQUIRE && op->kind != STORE_OP_RELEASE;
-	size_t used = store_redis_key(t, op->name, counter ? &op->bucket : NULL) + 1;
-	const size_t key = 3 + k, arg = 3 + n + 2 + 4 * k;
-	argv[key] = t;
-	argl[key] = used - 1;
-	argv[arg] = &kinds[op->kind];
-	argl[arg] = 1;
-	const long long num[] = {op->delta, op->limit, op->expires_at};
-	for (size_t i = 0; i < 3; i++) {
-		argv[arg + 1 + i] = t + used;
-		argl[arg + 1 + i] = (size_t)snprintf(t + used, 24, "%lld", num[i]);
-		used += argl[arg + 1 + i] + 1;
+	p = store_redis_bulk_number(p, (long long)n);
+	for (size_t i = 0; i < n; i++)
+		p = store_redis_bulk_key(p, &ops[i]);
+	p = store_redis_bulk(p, r->holder, strlen(r->holder));
+	p = store_redis_bulk_number(p, r->holder_ttl);
+	for (size_t i = 0; i < n; i++) {
+		p = store_redis_bulk(p, &kinds[ops[i].kind], 1);
+		p = store_redis_bulk_number(p, ops[i].delta);
+		p = store_redis_bulk_number(p, ops[i].limit);
+		p = store_redis_bulk_number(p, ops[i].expires_at);
 	}
-	return used;
+	return p;
+}
+
+/* The batch's EVALSHA, or its EVAL when the server lost the script: the arguments are written
+ * once, after room for the longer head, and each head is moved right before them. */
+static redisReply *store_redis_batch_send(struct store_redis *r, const struct store_op *ops,
+					  size_t n)
+{
+	const char *script = store_redis_scripts[SCRIPT_BATCH];
+	size_t room = strlen(script) + 64; /* *ARGC, EVAL, the script: their lengths and CRLFs */
+	char *cmd = xmalloc(room + n * STORE_REDIS_OP_BYTES + sizeof r->holder + 64);
+	char *args = cmd + room, *end = store_redis_batch_args(args, r, ops, n);
+	redisReply *rep = NULL;
+	for (int eval = 0; eval < 2; eval++) {
+		char *h = cmd;
+		*h++ = '*';
+		h = store_redis_digits(h, (long long)(5 + 5 * n));
+		*h++ = '\r';
+		*h++ = '\n';
+		h = eval ? store_redis_bulk(h, "EVAL", 4) : store_redis_bulk(h, "EVALSHA", 7);
+		h = eval ? store_redis_bulk(h, script, strlen(script))
+			 : store_redis_bulk(h, r->sha[SCRIPT_BATCH], 40);
+		size_t hl = (size_t)(h - cmd);
+		memmove(args - hl, cmd, hl);
+		rep = store_redis_send(r, args - hl, hl + (size_t)(end - args));
+		if (eval || !rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8))
+			break;
+		freeReplyObject(rep);
+		rep = NULL;
+	}
+	free(cmd);
+	return rep;
 }
 
 /* The script's answer into *refused and the values; 0, or -1 when it has not that shape. */
@@ -592,27 +695,12 @@ static enum store_result store_redis_batch(struct store *s, struct store_op *ops
 	struct store_redis *r = store_redis_of(s);
 	if (r->pid != getpid())
 		store_redis_adopt(r); /* the member names this process */
-	const size_t argc = 3 + n + 2 + 4 * n;
-	const char **argv = xmalloc(argc * sizeof *argv);
-	size_t *argl = xmalloc(argc * sizeof *argl);
-	char *text = xmalloc(n * (STORE_REDIS_KEY_MAX + 3 * 24) + 48), *t = text;
-	argl[2] = (size_t)snprintf(t, 24, "%zu", n);
-	argv[2] = t;
-	t += argl[2] + 1;
-	argv[3 + n] = r->holder;
-	argl[3 + n] = strlen(r->holder);
-	argl[4 + n] = (size_t)snprintf(t, 24, "%ld", r->holder_ttl);
-	argv[4 + n] = t;
-	t += argl[4 + n] + 1;
-	for (size_t i = 0; i < n; i++)
-		t += store_redis_op_args(&ops[i], i, n, argv, argl, t);
-	redisReply *rep = store_redis_script(r, SCRIPT_BATCH, (int)argc, argv, argl);
+	if (store_redis_ready(r) < 0) /* connected first: the scripts' SHA-1s are the connection's */
+		return STORE_DOWN;
+	redisReply *rep = store_redis_batch_send(r, ops, n);
 	int ok = rep && store_redis_batch_reply(rep, ops, n, refused) == 0;
 	for (size_t i = 0; !ok && i < n; i++)
 		ops[i].value = 0;
-	free(text);
-	free(argl);
-	free(argv);
 	return store_redis_done(r, rep, ok);
 }
 
