@@ -648,7 +648,8 @@ static redisReply *store_redis_batch_send(struct store_redis *r, const struct st
 {
 	const char *script = store_redis_scripts[SCRIPT_BATCH];
 	size_t room = strlen(script) + 64; /* *ARGC, EVAL, the script: their lengths and CRLFs */
-	char *cmd = xmalloc(room + n * STORE_REDIS_OP_BYTES + sizeof r->holder + 64);
+	/* then the operations, and numkeys, the member and the ttl: 32 bytes for a number's bulk */
+	char *cmd = xmalloc(room + n * STORE_REDIS_OP_BYTES + sizeof r->holder + 3 * 32);
 	char *args = cmd + room, *end = store_redis_batch_args(args, r, ops, n);
 	redisReply *rep = NULL;
 	for (int eval = 0; eval < 2; eval++) {
