@@ -300,6 +300,25 @@ static void field_num(struct name *nm, long v)
 	field(nm, p);
 }
 
+/* A request's adds, sent in one batch: one store call, one round trip with Redis. */
+#define ADDS_MAX 32 /* metrics_end's most: 7 counters, histograms 2 + 2 + MAX_LE + 2, usage 5 */
+
+struct adds {
+	size_t n;
+	struct store_op op[ADDS_MAX];
+	char name[ADDS_MAX][STORE_NAME_MAX];
+};
+
+static void push(struct adds *a, const char *name, long long delta)
+{
+	if (!delta || a->n == ADDS_MAX) /* ADDS_MAX holds every add by construction */
+		return;
+	size_t len = strlen(name);
+	memcpy(a->name[a->n], name, len + 1);
+	a->op[a->n] = (struct store_op){.kind = STORE_OP_ADD, .name = a->name[a->n], .delta = delta};
+	a->n++;
+}
+
 /* The identity's series, or "other" past metrics_identities (every address is "other"). */
 static const char *series_who(struct request *rq, const char *who)
 {
@@ -324,7 +343,7 @@ static const char *series_who(struct request *rq, const char *who)
 	return who;
 }
 
-static void add_histo(struct store *st, enum histo_id id, const unsigned *counts,
+static void add_histo(struct adds *ad, enum histo_id id, const unsigned *counts,
 		      long long sum_us)
 {
 	struct name nm;
@@ -333,21 +352,21 @@ static void add_histo(struct store *st, enum histo_id id, const unsigned *counts
 			continue;
 		name2(&nm, "h", histos[id].key);
 		field_num(&nm, (long)i);
-		add(st, nm.s, counts[i]);
+		push(ad, nm.s, counts[i]);
 	}
 	name2(&nm, "hs", histos[id].key);
-	add(st, nm.s, sum_us);
+	push(ad, nm.s, sum_us);
 }
 
-static void observe(struct store *st, enum histo_id id, double v)
+static void observe(struct adds *ad, enum histo_id id, double v)
 {
 	unsigned counts[MAX_LE + 1] = {0};
 	counts[bucket_of(&histos[id], v)] = 1;
-	add_histo(st, id, counts, (long long)(v * 1e6));
+	add_histo(ad, id, counts, (long long)(v * 1e6));
 }
 
 /* tok|MODEL|WHO|TYPE or cost|MODEL|WHO; an identity that does not fit is other. */
-static void add_usage_one(struct store *st, const char *family, const char *model,
+static void add_usage_one(struct adds *ad, const char *family, const char *model,
 			  const char *who, const char *type, long long v)
 {
 	struct name nm;
@@ -359,24 +378,23 @@ static void add_usage_one(struct store *st, const char *family, const char *mode
 		if (type)
 			field(&nm, type);
 		if (!nm.over) {
-			add(st, nm.s, v);
+			push(ad, nm.s, v);
 			return;
 		}
 	}
 }
 
-static void add_usage(struct request *rq, const char *who)
+static void add_usage(struct adds *ad, struct request *rq, const char *who)
 {
-	struct store *st = rq->srv->store;
 	const struct access_record *a = &rq->acc;
 	const char *model = a->model[0] ? a->model : "unknown";
 	const char *sw = series_who(rq, who);
-	add_usage_one(st, "tok", model, sw, "input", a->input_tokens);
-	add_usage_one(st, "tok", model, sw, "output", a->output_tokens);
-	add_usage_one(st, "tok", model, sw, "cache_write",
+	add_usage_one(ad, "tok", model, sw, "input", a->input_tokens);
+	add_usage_one(ad, "tok", model, sw, "output", a->output_tokens);
+	add_usage_one(ad, "tok", model, sw, "cache_write",
 		      a->cache_write_5m_tokens + a->cache_write_1h_tokens);
-	add_usage_one(st, "tok", model, sw, "cache_read", a->cache_read_tokens);
-	add_usage_one(st, "cost", model, sw, NULL, a->cost_micro_usd);
+	add_usage_one(ad, "tok", model, sw, "cache_read", a->cache_read_tokens);
+	add_usage_one(ad, "cost", model, sw, NULL, a->cost_micro_usd);
 }
 
 void metrics_end(struct request *rq, const char *who)
@@ -390,33 +408,37 @@ void metrics_end(struct request *rq, const char *who)
 	if (!st || (!*cfg->metrics_path && !*cfg->status_path))
 		return;
 	struct name nm;
+	struct adds ad;
+	ad.n = 0;
 	name2(&nm, "req", rq->route ? rq->route->path : "none");
 	field_num(&nm, a->status);
 	if (!nm.over)
-		add(st, nm.s, 1);
+		push(&ad, nm.s, 1);
 	if (note.attempts && note.outcome) {
 		name2(&nm, "up", note.outcome);
-		add(st, nm.s, 1);
-		add(st, "M|up|retried", note.attempts - 1);
+		push(&ad, nm.s, 1);
+		push(&ad, "M|up|retried", note.attempts - 1);
 	}
 	if (a->cancelled)
-		add(st, "M|cancel", 1);
+		push(&ad, "M|cancel", 1);
 	if (note.cut && !a->cancelled)
-		add(st, "M|cut", 1);
+		push(&ad, "M|cut", 1);
 	if (a->refused) {
 		name2(&nm, "refused", a->refused);
-		add(st, nm.s, 1);
+		push(&ad, nm.s, 1);
 	}
 	if (a->duration_ms >= cfg->slow_request * 1000.0)
-		add(st, "M|slow", 1);
+		push(&ad, "M|slow", 1);
 	if (a->ttft_ms >= 0)
-		observe(st, H_TTFT, a->ttft_ms / 1000.0);
+		observe(&ad, H_TTFT, a->ttft_ms / 1000.0);
 	if (note.first_byte >= 0 && !a->cancelled)
-		observe(st, H_FIRST_BYTE, note.first_byte);
+		observe(&ad, H_FIRST_BYTE, note.first_byte);
 	if (note.deltas)
-		add_histo(st, H_DELTA, note.delta, note.delta_us);
+		add_histo(&ad, H_DELTA, note.delta, note.delta_us);
 	if (a->attempts > 0)
-		add_usage(rq, who);
+		add_usage(&ad, rq, who);
+	size_t refused;
+	(void)store_batch(st, ad.op, ad.n, &refused);
 }
 
 /* ---- who may look ---- */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -512,97 +513,83 @@ static void refuse(struct request *rq, const char *who, enum limits_kind k, long
 	buf_release(&m);
 }
 
-/* ---- the checks ---- */
+/* ---- the batches ----
+ *
+ * A request talks to the store twice: one batch checks every limit of both scopes, one settles
+ * (gives the places back and adds what the request used). Each is one call of the store, one
+ * round trip with Redis. */
 
-/* One scope's (an identity's or the server's) reads: budgets, then the token window. Returns
- * the limit that refuses, LIMITS__COUNT when none does; *rc the store's trouble. */
-static enum limits_kind over_reads(struct store *st, const char *who,
-				   const struct limits_set *lim, const struct limits_when *w,
-				   enum store_result *rc)
+/* The most operations of one batch: the checks are five per scope, the settling two releases,
+ * three adds per scope and the usage report's six. */
+#define BATCH_MAX 16
+
+struct batch {
+	size_t n;
+	struct store_op op[BATCH_MAX];
+	enum limits_kind kind[BATCH_MAX]; /* the checks: the limit each enforces */
+	int server[BATCH_MAX];            /* and whose: the identity's (0), the server's (1) */
+	char name[BATCH_MAX][STORE_NAME_MAX];
+};
+
+/* The next operation, on the counter (kind, who). The sizes above hold by construction. */
+static struct store_op *batch_push(struct batch *b, enum store_op_kind op, char kind,
+				   const char *who)
+{
+	if (b->n == BATCH_MAX)
+		abort();
+	struct store_op *o = &b->op[b->n];
+	counter(b->name[b->n], STORE_NAME_MAX, kind, who);
+	o->kind = op;
+	o->name = b->name[b->n++];
+	return o;
+}
+
+/* One scope's (an identity's or the server's) checks, in the order they refuse: budgets, the
+ * token window, then this request's place in the request window and among the concurrent
+ * ones. */
+static void push_checks(struct batch *b, int server, const char *who,
+			const struct limits_set *lim, const struct limits_when *w)
 {
 	static const struct {
 		enum limits_kind k;
 		char counter;
-	} reads[] = {{LIMITS_USD_DAY, 'd'}, {LIMITS_USD_MONTH, 'm'}, {LIMITS_TPM, 't'}};
-	char name[STORE_NAME_MAX];
-	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
-		long long limit = lim->v[reads[i].k], v;
+		enum store_op_kind op;
+	} checks[] = {{LIMITS_USD_DAY, 'd', STORE_OP_GET}, {LIMITS_USD_MONTH, 'm', STORE_OP_GET},
+		      {LIMITS_TPM, 't', STORE_OP_GET}, {LIMITS_RPM, 'r', STORE_OP_ADD_CAPPED},
+		      {LIMITS_CONCURRENT, 'c', STORE_OP_ACQUIRE}};
+	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+		long long limit = lim->v[checks[i].k];
 		if (limit < 0)
 			continue;
-		counter(name, sizeof name, reads[i].counter, who);
-		*rc = store_get(st, name, w->bucket[limits_period_of(reads[i].k)], &v);
-		if (*rc != STORE_OK)
-			return LIMITS__COUNT;
-		if (v >= limit)
-			return reads[i].k;
+		b->kind[b->n] = checks[i].k;
+		b->server[b->n] = server;
+		struct store_op *o = batch_push(b, checks[i].op, checks[i].counter, who);
+		o->bucket = w->bucket[limits_period_of(checks[i].k)];
+		o->delta = 1;
+		o->limit = checks[i].op == STORE_OP_ACQUIRE && limit > 100000 ? 100000 : limit;
+		o->expires_at = w->end[LIMITS_MINUTE] + WINDOW_KEEP;
 	}
-	return LIMITS__COUNT;
 }
 
-/* This request's place in the request window and among the concurrent ones. */
-static enum limits_kind over_takes(struct store *st, const char *who,
-				   const struct limits_set *lim, const struct limits_when *w, int *held,
-				   enum store_result *rc)
+/* Runs b; a refusal is answered. Returns 0 to go on, -1 when the request is refused. */
+static int check_all(struct request *rq, struct spend *sp, struct batch *b)
 {
-	char name[STORE_NAME_MAX];
-	int taken;
-	if (lim->v[LIMITS_RPM] >= 0) {
-		long long after;
-		counter(name, sizeof name, 'r', who);
-		*rc = store_add_capped(st, name, w->bucket[LIMITS_MINUTE], 1, lim->v[LIMITS_RPM],
-				       w->end[LIMITS_MINUTE] + WINDOW_KEEP, &taken, &after);
-		if (*rc != STORE_OK)
-			return LIMITS__COUNT;
-		if (!taken)
-			return LIMITS_RPM;
-	}
-	if (lim->v[LIMITS_CONCURRENT] >= 0) {
-		unsigned holders;
-		long long limit = lim->v[LIMITS_CONCURRENT];
-		counter(name, sizeof name, 'c', who);
-		*rc = store_acquire(st, name, limit > 100000 ? 100000u : (unsigned)limit, &taken,
-				    &holders);
-		if (*rc != STORE_OK)
-			return LIMITS__COUNT;
-		if (!taken)
-			return LIMITS_CONCURRENT;
-		*held = 1;
-	}
-	return LIMITS__COUNT;
-}
-
-static void release_places(struct request *rq, struct spend *sp)
-{
-	char name[STORE_NAME_MAX];
-	if (sp->held_who) {
-		counter(name, sizeof name, 'c', sp->who);
-		store_release(rq->srv->store, name);
-	}
-	if (sp->held_server) {
-		counter(name, sizeof name, 'c', SERVER);
-		store_release(rq->srv->store, name);
-	}
-	sp->held_who = sp->held_server = 0;
-}
-
-/* The checks of one scope. Returns 0 to go on, -1 when refused (answered). */
-static int check_scope(struct request *rq, struct spend *sp, const char *who,
-		       const struct limits_set *lim, const struct limits_when *w, int *held)
-{
-	struct store *st = rq->srv->store;
-	enum store_result rc = STORE_OK;
-	enum limits_kind k = over_reads(st, who, lim, w, &rc);
-	if (k == LIMITS__COUNT && rc == STORE_OK)
-		k = over_takes(st, who, lim, w, held, &rc);
-	if (rc != STORE_OK && store_trouble(rq, rc) < 0) {
-		release_places(rq, sp);
+	const struct config *cfg = rq->srv->cfg;
+	size_t refused;
+	enum store_result rc = store_batch(rq->srv->store, b->op, b->n, &refused);
+	if (rc != STORE_OK && store_trouble(rq, rc) < 0)
+		return -1; /* the store is down: it holds no place of ours */
+	if (refused < b->n) {
+		/* The store gave back the places the batch took before the refusal. */
+		int server = b->server[refused];
+		refuse(rq, server ? SERVER : sp->who, b->kind[refused],
+		       (server ? &cfg->limits.server : &sp->lim)->v[b->kind[refused]]);
 		return -1;
 	}
-	if (k == LIMITS__COUNT)
-		return 0;
-	release_places(rq, sp);
-	refuse(rq, who, k, lim->v[k]);
-	return -1;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->op[i].kind == STORE_OP_ACQUIRE && b->op[i].value > 0)
+			*(b->server[i] ? &sp->held_server : &sp->held_who) = 1;
+	return 0;
 }
 
 int spend_begin(struct request *rq, struct spend *sp, long key_index)
@@ -620,9 +607,12 @@ int spend_begin(struct request *rq, struct spend *sp, long key_index)
 		return 0;
 	limits_for(&cfg->limits, sp->who, &sp->lim);
 	struct limits_when w;
+	struct batch b;
 	limits_when(time(NULL), &w);
-	if (check_scope(rq, sp, sp->who, &sp->lim, &w, &sp->held_who) < 0 ||
-	    check_scope(rq, sp, SERVER, &cfg->limits.server, &w, &sp->held_server) < 0) {
+	b.n = 0;
+	push_checks(&b, 0, sp->who, &sp->lim, &w);
+	push_checks(&b, 1, SERVER, &cfg->limits.server, &w);
+	if (check_all(rq, sp, &b) < 0) {
 		sp->checked = 0;
 		return -1;
 	}
@@ -635,21 +625,20 @@ int spend_begin(struct request *rq, struct spend *sp, long key_index)
  * counter only where that limit is set for the scope (so a budget set by a reload counts from
  * then). The periods are computed once; names are built once and their kind byte changed. */
 
-static void add(struct request *rq, const char *name, const struct limits_when *w,
-		enum limits_period p, long long delta, long long keep)
+static void push_add(struct batch *b, char kind, const char *who, const struct limits_when *w,
+		     enum limits_period p, long long delta, long long keep)
 {
-	long long after;
 	if (!delta)
 		return;
-	enum store_result rc = store_add(rq->srv->store, name, w->bucket[p], delta,
-					 w->end[p] + keep, &after);
-	if (rc != STORE_OK)
-		(void)store_trouble(rq, rc);
+	struct store_op *o = batch_push(b, STORE_OP_ADD, kind, who);
+	o->bucket = w->bucket[p];
+	o->delta = delta;
+	o->expires_at = w->end[p] + keep;
 }
 
 /* The usage report's counters: per day, identity and model. */
-static void add_history(struct request *rq, const struct spend *sp, const struct limits_when *w,
-			long long cost)
+static void push_history(struct batch *b, const struct request *rq, const struct spend *sp,
+			 const struct limits_when *w, long long cost)
 {
 	const struct access_record *a = &rq->acc;
 	const long long keep = rq->srv->cfg->usage_days * 86400LL;
@@ -664,15 +653,46 @@ static void add_history(struct request *rq, const struct spend *sp, const struct
 		{'w', a->cache_write_5m_tokens + a->cache_write_1h_tokens},
 		{'r', a->cache_read_tokens},
 	};
-	/* The identity is at most SPEND_WHO_MAX - 1 bytes: what a model id cannot keep is cut. */
+	/* The identity is at most SPEND_WHO_MAX - 1 bytes: what a model id cannot keep is cut. The
+	 * name is built once and copied, its kind byte changed. */
 	char name[STORE_NAME_MAX];
 	size_t len = name_put(name, sizeof name, 0, "u|$|");
 	len = name_put(name, sizeof name, len, sp->who);
 	len = name_put(name, sizeof name, len, "|");
-	name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
+	len = name_put(name, sizeof name, len, a->model[0] ? a->model : "unknown");
 	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
-		name[2] = h[i].kind;
-		add(rq, name, w, LIMITS_DAY, h[i].v, keep);
+		if (!h[i].v)
+			continue;
+		if (b->n == BATCH_MAX)
+			abort();
+		struct store_op *o = &b->op[b->n];
+		memcpy(b->name[b->n], name, len + 1);
+		b->name[b->n][2] = h[i].kind;
+		o->kind = STORE_OP_ADD;
+		o->name = b->name[b->n++];
+		o->bucket = w->bucket[LIMITS_DAY];
+		o->delta = h[i].v;
+		o->expires_at = w->end[LIMITS_DAY] + keep;
+	}
+}
+
+/* The limits' counters of both scopes: a limit's counter only where that limit is set. */
+static void push_limits(struct batch *b, const struct request *rq, const struct spend *sp,
+			const struct limits_when *w, long long cost)
+{
+	const struct access_record *a = &rq->acc;
+	const struct config *cfg = rq->srv->cfg;
+	long long tokens = (a->input_tokens > 0 ? a->input_tokens : 0) +
+			   (a->output_tokens > 0 ? a->output_tokens : 0);
+	for (int i = 0; i < 2; i++) {
+		const struct limits_set *lim = i ? &cfg->limits.server : &sp->lim;
+		const char *who = i ? SERVER : sp->who;
+		if (lim->v[LIMITS_TPM] >= 0)
+			push_add(b, 't', who, w, LIMITS_MINUTE, tokens, WINDOW_KEEP);
+		if (lim->v[LIMITS_USD_DAY] >= 0)
+			push_add(b, 'd', who, w, LIMITS_DAY, cost, 86400);
+		if (lim->v[LIMITS_USD_MONTH] >= 0)
+			push_add(b, 'm', who, w, LIMITS_MONTH, cost, 86400);
 	}
 }
 
@@ -700,40 +720,33 @@ static long long cost_of(const struct request *rq)
 								     : (long long)micro;
 }
 
+/* One batch: the places given back, then what the request used added (nothing when its
+ * handler refused it before the upstream). */
 void spend_end(struct request *rq, struct spend *sp)
 {
 	if (!sp->checked)
 		return;
 	struct access_record *a = &rq->acc;
-	if (rq->srv->store)
-		release_places(rq, sp);
-	if (a->attempts == 0)
-		return; /* refused by its handler before the upstream: nothing used */
-	a->cost_micro_usd = cost_of(rq);
+	struct batch b;
+	b.n = 0;
+	if (sp->held_who)
+		batch_push(&b, STORE_OP_RELEASE, 'c', sp->who);
+	if (sp->held_server)
+		batch_push(&b, STORE_OP_RELEASE, 'c', SERVER);
+	sp->held_who = sp->held_server = 0;
+	if (a->attempts != 0)
+		a->cost_micro_usd = cost_of(rq);
 	if (!rq->srv->store)
 		return;
-	const struct config *cfg = rq->srv->cfg;
-	struct limits_when w;
-	limits_when(time(NULL), &w);
-	long long cost = a->cost_micro_usd > 0 ? a->cost_micro_usd : 0;
-	long long tokens = (a->input_tokens > 0 ? a->input_tokens : 0) +
-			   (a->output_tokens > 0 ? a->output_tokens : 0);
-	char name[STORE_NAME_MAX];
-	const char *scope[2] = {sp->who, SERVER};
-	for (int i = 0; i < 2; i++) {
-		const struct limits_set *lim = i ? &cfg->limits.server : &sp->lim;
-		if (lim->v[LIMITS_TPM] < 0 && lim->v[LIMITS_USD_DAY] < 0 &&
-		    lim->v[LIMITS_USD_MONTH] < 0)
-			continue;
-		counter(name, sizeof name, 't', scope[i]);
-		if (lim->v[LIMITS_TPM] >= 0)
-			add(rq, name, &w, LIMITS_MINUTE, tokens, WINDOW_KEEP);
-		name[0] = 'd';
-		if (lim->v[LIMITS_USD_DAY] >= 0)
-			add(rq, name, &w, LIMITS_DAY, cost, 86400);
-		name[0] = 'm';
-		if (lim->v[LIMITS_USD_MONTH] >= 0)
-			add(rq, name, &w, LIMITS_MONTH, cost, 86400);
+	if (a->attempts != 0) {
+		struct limits_when w;
+		limits_when(time(NULL), &w);
+		long long cost = a->cost_micro_usd > 0 ? a->cost_micro_usd : 0;
+		push_limits(&b, rq, sp, &w, cost);
+		push_history(&b, rq, sp, &w, cost);
 	}
-	add_history(rq, sp, &w, cost);
+	size_t refused;
+	enum store_result rc = b.n ? store_batch(rq->srv->store, b.op, b.n, &refused) : STORE_OK;
+	if (rc != STORE_OK)
+		(void)store_trouble(rq, rc);
 }

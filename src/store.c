@@ -9,34 +9,49 @@ static int name_ok(const char *name)
 	return name && memchr(name, '\0', STORE_NAME_MAX) != NULL;
 }
 
+enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, size_t *refused)
+{
+	*refused = n;
+	for (size_t i = 0; i < n; i++) {
+		ops[i].value = 0;
+		if (!name_ok(ops[i].name))
+			return STORE_FULL;
+	}
+	return n ? s->ops->batch(s, ops, n, refused) : STORE_OK;
+}
+
 enum store_result store_get(struct store *s, const char *name, long long bucket, long long *value)
 {
-	*value = 0;
-	if (!name_ok(name))
-		return STORE_FULL;
-	return s->ops->get(s, name, bucket, value);
+	struct store_op op = {.kind = STORE_OP_GET, .name = name, .bucket = bucket, .limit = -1};
+	size_t refused;
+	enum store_result rc = store_batch(s, &op, 1, &refused);
+	*value = op.value;
+	return rc;
 }
 
 enum store_result store_add(struct store *s, const char *name, long long bucket, long long delta,
 			    long long expires_at, long long *after)
 {
-	int taken;
-	*after = 0;
-	if (!name_ok(name))
-		return STORE_FULL;
-	return s->ops->add(s, name, bucket, delta, -1, expires_at, &taken, after);
+	struct store_op op = {.kind = STORE_OP_ADD, .name = name, .bucket = bucket, .delta = delta,
+			      .expires_at = expires_at};
+	size_t refused;
+	enum store_result rc = store_batch(s, &op, 1, &refused);
+	*after = op.value;
+	return rc;
 }
 
 enum store_result store_add_capped(struct store *s, const char *name, long long bucket,
 				   long long delta, long long limit, long long expires_at,
 				   int *taken, long long *after)
 {
-	*taken = 0;
-	*after = 0;
-	if (!name_ok(name))
-		return STORE_FULL;
-	return s->ops->add(s, name, bucket, delta, limit < 0 ? 0 : limit, expires_at, taken,
-			   after);
+	struct store_op op = {.kind = STORE_OP_ADD_CAPPED, .name = name, .bucket = bucket,
+			      .delta = delta, .limit = limit < 0 ? 0 : limit,
+			      .expires_at = expires_at};
+	size_t refused;
+	enum store_result rc = store_batch(s, &op, 1, &refused);
+	*taken = rc == STORE_OK && refused == 1;
+	*after = op.value;
+	return rc;
 }
 
 enum store_result store_set(struct store *s, const char *name, long long bucket, long long value,
@@ -45,22 +60,6 @@ enum store_result store_set(struct store *s, const char *name, long long bucket,
 	if (!name_ok(name))
 		return STORE_FULL;
 	return s->ops->set(s, name, bucket, value, expires_at);
-}
-
-enum store_result store_acquire(struct store *s, const char *name, unsigned limit, int *taken,
-				unsigned *holders)
-{
-	*taken = 0;
-	*holders = 0;
-	if (!name_ok(name))
-		return STORE_FULL;
-	return s->ops->acquire(s, name, limit, taken, holders);
-}
-
-void store_release(struct store *s, const char *name)
-{
-	if (name_ok(name))
-		s->ops->release(s, name);
 }
 
 static int blob_key_ok(const char *key)

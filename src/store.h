@@ -10,7 +10,9 @@
  *   - Redis or Valkey (limits_store = redis://HOST:PORT[/DB]) through hiredis: one persistent
  *     connection per process, a short timeout, atomic updates by Lua scripts.
  *
- * Every update is atomic. A counter is named (name, bucket): the name says what and for whom
+ * Every update is atomic, and a batch of them is one unit (store_batch below): a request asks
+ * the store three times whatever it does — its limits checked, its usage added, its metrics —
+ * one lock each locally, one round trip each to Redis. A counter is named (name, bucket): the name says what and for whom
  * ("rpm|key:alice"), the bucket which window or period (the minute since the epoch, a day as
  * YYYYMMDD, a month as YYYYMM). A counter kept for an older bucket reads as 0 for a newer one, so
  * windows roll over without anybody resetting them; expires_at (Unix seconds) lets a backend
@@ -39,6 +41,43 @@ enum store_result {
 
 struct store;
 
+/* A batch: operations run in order as one unit, one backend call for all of them (one lock
+ * locally, one Lua script and one round trip in Redis), so that no other process sees or slips
+ * between a part of it. spend's checks are one batch and its accounting another, where one call
+ * per counter took some twenty round trips a request (bench/spend-cost). Three kinds may refuse:
+ * the first refusal ends the batch (the operations after it do not run) and the places the batch
+ * took before it are given back in the same call; its adds stay. Locally a process killed in the
+ * middle of a batch leaves the operations before it done, each whole; Redis runs a script whole. */
+enum store_op_kind {
+	STORE_OP_GET,        /* value: the counter's; refuses when limit >= 0 and value >= limit */
+	STORE_OP_ADD,        /* adds delta; value: the counter's after */
+	STORE_OP_ADD_CAPPED, /* adds delta only if the value then is at most limit, else refuses;
+			      * value: the counter's after (unchanged when refused) */
+	STORE_OP_ACQUIRE,    /* takes a place among the live holders of name when fewer than limit
+			      * hold one, else refuses; value: the live holders counted (this one
+			      * included when taken). The holder is this process until a
+			      * STORE_OP_RELEASE of name or its death. */
+	STORE_OP_RELEASE,    /* gives this process's place among name's holders back */
+};
+
+struct store_op {
+	enum store_op_kind kind;
+	const char *name;
+	long long bucket;     /* GET, ADD, ADD_CAPPED */
+	long long delta;      /* ADD, ADD_CAPPED */
+	long long limit;      /* GET (< 0: never refuses), ADD_CAPPED, ACQUIRE */
+	long long expires_at; /* ADD, ADD_CAPPED: Unix seconds, 0 or less: kept for good */
+	long long value;      /* out, 0 for an operation that did not run */
+};
+
+/* Runs ops[0..n). *refused is the index of the operation that refused, n when none did.
+ * STORE_DOWN: nothing is known to have run (a Redis timeout may have run it all; the places it
+ * took then expire with their TTL), *refused is n. STORE_FULL: a name too long (nothing ran), or
+ * a new counter or place with no room left locally: that operation is skipped, neither done nor
+ * refusing, and the rest run. */
+enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, size_t *refused);
+
+/* One operation's batches, for the callers with one thing to do. */
 /* The value of (name, bucket), 0 when there is none. */
 enum store_result store_get(struct store *s, const char *name, long long bucket, long long *value);
 
@@ -55,13 +94,6 @@ enum store_result store_add_capped(struct store *s, const char *name, long long 
 /* Sets (name, bucket) to value (the operator's reset or raise of a budget). */
 enum store_result store_set(struct store *s, const char *name, long long bucket, long long value,
 			    long long expires_at);
-
-/* Takes a place among the live holders of name when fewer than limit hold one: *taken is 1 when
- * it did, and *holders the live holders counted (this one included when taken). The holder is
- * this process until store_release(name) or its death. */
-enum store_result store_acquire(struct store *s, const char *name, unsigned limit, int *taken,
-				unsigned *holders);
-void store_release(struct store *s, const char *name);
 
 #define STORE_BLOB_KEY_MAX 64          /* bytes in a blob's key, NUL included */
 #define STORE_BLOB_MAX (192u * 1024)   /* bytes in one blob */

@@ -10,17 +10,11 @@
 
 struct store_ops {
 	const char *backend; /* "shm", "file", "redis" */
-	enum store_result (*get)(struct store *s, const char *name, long long bucket,
-				 long long *value);
-	/* limit < 0: no limit (store_add); else store_add_capped. */
-	enum store_result (*add)(struct store *s, const char *name, long long bucket,
-				 long long delta, long long limit, long long expires_at, int *taken,
-				 long long *after);
+	/* store_batch with every name checked, every value 0 and *refused n. */
+	enum store_result (*batch)(struct store *s, struct store_op *ops, size_t n,
+				   size_t *refused);
 	enum store_result (*set)(struct store *s, const char *name, long long bucket,
 				 long long value, long long expires_at);
-	enum store_result (*acquire)(struct store *s, const char *name, unsigned limit,
-				     int *taken, unsigned *holders);
-	void (*release)(struct store *s, const char *name);
 	enum store_result (*each)(struct store *s, const char *prefix, store_each_fn fn,
 				  void *arg);
 	enum store_result (*put_blob)(struct store *s, const char *key, const void *data,

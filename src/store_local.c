@@ -302,18 +302,6 @@ static struct slot *probe(struct local *l, const char *name, uint64_t hash, int 
 	return reuse;
 }
 
-static enum store_result local_get(struct store *st, const char *name, long long bucket,
-				   long long *value)
-{
-	struct local *l = (struct local *)st;
-	int found;
-	lock(l);
-	struct slot *s = probe(l, name, name_hash(name), &found);
-	*value = found && s->bucket == bucket ? s->value : 0;
-	unlock(l);
-	return STORE_OK;
-}
-
 /* The new image of name's slot s after writing value in bucket. */
 static void image_of(struct slot *img, const struct slot *s, int found, const char *name,
 		     uint64_t hash, long long bucket, long long value, long long expires_at)
@@ -331,32 +319,31 @@ static void image_of(struct slot *img, const struct slot *s, int found, const ch
 		img->expires = expires_at;
 }
 
-static enum store_result local_add(struct store *st, const char *name, long long bucket,
-				   long long delta, long long limit, long long expires_at,
-				   int *taken, long long *after)
+/* A counter's operation of a batch, under the lock. Returns 1 when it refuses; *rc is STORE_FULL
+ * when a new counter found no slot (the operation is skipped). */
+static int counter_op(struct local *l, struct store_op *op, enum store_result *rc)
 {
-	struct local *l = (struct local *)st;
-	uint64_t hash = name_hash(name);
+	uint64_t hash = name_hash(op->name);
 	int found;
-	enum store_result rc = STORE_OK;
-	lock(l);
-	struct slot *s = probe(l, name, hash, &found);
-	long long cur = found && s->bucket == bucket ? s->value : 0;
-	*taken = 0;
-	*after = cur;
+	struct slot *s = probe(l, op->name, hash, &found);
+	long long cur = found && s->bucket == op->bucket ? s->value : 0;
+	op->value = cur;
+	if (op->kind == STORE_OP_GET)
+		return op->limit >= 0 && cur >= op->limit;
 	if (!s) {
-		rc = STORE_FULL;
-	} else if (found && bucket < s->bucket) {
-		/* A late add to a window already rolled over: it no longer counts. */
-	} else if (limit < 0 || cur + delta <= limit) {
-		struct slot img;
-		image_of(&img, s, found, name, hash, bucket, cur + delta, expires_at);
-		commit_slot(l, (uint64_t)(s - l->slots), &img);
-		*taken = 1;
-		*after = cur + delta;
+		*rc = STORE_FULL;
+		return 0;
 	}
-	unlock(l);
-	return rc;
+	/* A late add to a window already rolled over no longer counts (nor takes a place). */
+	if (found && op->bucket < s->bucket)
+		return op->kind == STORE_OP_ADD_CAPPED;
+	if (op->kind == STORE_OP_ADD_CAPPED && cur + op->delta > op->limit)
+		return 1;
+	struct slot img;
+	image_of(&img, s, found, op->name, hash, op->bucket, cur + op->delta, op->expires_at);
+	commit_slot(l, (uint64_t)(s - l->slots), &img);
+	op->value = cur + op->delta;
+	return 0;
 }
 
 static enum store_result local_set(struct store *st, const char *name, long long bucket,
@@ -402,39 +389,37 @@ static unsigned count_holders(struct local *l, uint64_t hash, int full, uint32_t
 	return n;
 }
 
-static enum store_result local_acquire(struct store *st, const char *name, unsigned limit,
-				       int *taken, unsigned *holders)
+/* STORE_OP_ACQUIRE under the lock. Returns 1 when it refuses; *rc is STORE_FULL when every
+ * holder slot is taken (the operation is skipped, its value 0). */
+static int acquire(struct local *l, struct store_op *op, enum store_result *rc)
 {
-	struct local *l = (struct local *)st;
-	uint64_t hash = name_hash(name);
+	uint64_t hash = name_hash(op->name);
+	unsigned limit = op->limit < 0 ? 0 : op->limit > UINT32_MAX ? UINT32_MAX
+								     : (unsigned)op->limit;
 	uint32_t i;
-	enum store_result rc = STORE_OK;
-	lock(l);
 	unsigned n = count_holders(l, hash, 0, &i);
 	if (n >= limit) /* refusing: make sure every holder counted is really alive */
 		n = count_holders(l, hash, 1, &i);
-	*holders = n;
-	if (n < limit) {
-		if (i == UINT32_MAX && l->h->holders_used < l->h->holders)
-			i = l->h->holders_used++;
-		if (i == UINT32_MAX) {
-			rc = STORE_FULL;
-		} else {
-			l->holders[i].hash = hash;
-			atomic_store_explicit(&l->holders[i].owner, self_owner(), memory_order_release);
-			*taken = 1;
-			*holders = n + 1;
-		}
+	op->value = n;
+	if (n >= limit)
+		return 1;
+	if (i == UINT32_MAX && l->h->holders_used < l->h->holders)
+		i = l->h->holders_used++;
+	if (i == UINT32_MAX) {
+		op->value = 0;
+		*rc = STORE_FULL;
+		return 0;
 	}
-	unlock(l);
-	return rc;
+	l->holders[i].hash = hash;
+	atomic_store_explicit(&l->holders[i].owner, self_owner(), memory_order_release);
+	op->value = n + 1;
+	return 0;
 }
 
-static void local_release(struct store *st, const char *name)
+/* STORE_OP_RELEASE under the lock. */
+static void release(struct local *l, const char *name)
 {
-	struct local *l = (struct local *)st;
 	uint64_t hash = name_hash(name), me = self_owner();
-	lock(l);
 	for (uint32_t i = 0; i < l->h->holders_used; i++) {
 		struct holder *hd = &l->holders[i];
 		if (atomic_load_explicit(&hd->owner, memory_order_relaxed) == me && hd->hash == hash) {
@@ -442,7 +427,36 @@ static void local_release(struct store *st, const char *name)
 			break;
 		}
 	}
+}
+
+/* The whole batch under one lock. A refusal gives back the places taken before it (an ACQUIRE
+ * that ran has a value of at least 1). A process killed in the middle leaves the operations
+ * before it done, each one whole: the lock's next owner finishes the slot it was writing. */
+static enum store_result local_batch(struct store *st, struct store_op *ops, size_t n,
+				     size_t *refused)
+{
+	struct local *l = (struct local *)st;
+	enum store_result rc = STORE_OK;
+	lock(l);
+	for (size_t i = 0; i < n; i++) {
+		struct store_op *op = &ops[i];
+		int no = 0;
+		if (op->kind == STORE_OP_ACQUIRE)
+			no = acquire(l, op, &rc);
+		else if (op->kind == STORE_OP_RELEASE)
+			release(l, op->name);
+		else
+			no = counter_op(l, op, &rc);
+		if (no) {
+			*refused = i;
+			for (size_t j = 0; j < i; j++)
+				if (ops[j].kind == STORE_OP_ACQUIRE && ops[j].value > 0)
+					release(l, ops[j].name);
+			break;
+		}
+	}
 	unlock(l);
+	return rc;
 }
 
 struct each_item {
@@ -559,11 +573,8 @@ static void local_close(struct store *st)
 
 static const struct store_ops shm_ops = {
 	.backend = "shm",
-	.get = local_get,
-	.add = local_add,
+	.batch = local_batch,
 	.set = local_set,
-	.acquire = local_acquire,
-	.release = local_release,
 	.each = local_each,
 	.put_blob = local_put_blob,
 	.get_blob = local_get_blob,
@@ -572,11 +583,8 @@ static const struct store_ops shm_ops = {
 
 static const struct store_ops file_ops = {
 	.backend = "file",
-	.get = local_get,
-	.add = local_add,
+	.batch = local_batch,
 	.set = local_set,
-	.acquire = local_acquire,
-	.release = local_release,
 	.each = local_each,
 	.put_blob = local_put_blob,
 	.get_blob = local_get_blob,

@@ -13,20 +13,22 @@
  *
  * Keys: a counter (name, bucket) is the string llmfcgi:NAME:BUCKET, an integer as Redis's INCRBY
  * keeps it. The holders of name are the sorted set llmfcgi:NAME:holders; a counter's key always
- * ends in an integer, so the two never meet. Updates are Lua scripts, atomic on the server (one
- * round trip each): loaded once per connection with SCRIPT LOAD and then called by EVALSHA, or by
- * EVAL when the server no longer has them (NOSCRIPT: a restart, a SCRIPT FLUSH). Values are
+ * ends in an integer, so the two never meet. Updates are Lua scripts, atomic on the server: a
+ * whole batch is one script and one round trip, its keys and arguments in one EVALSHA. They are
+ * loaded once per connection with SCRIPT LOAD and then called by EVALSHA, or by EVAL when the
+ * server no longer has them (NOSCRIPT: a restart, a SCRIPT FLUSH). Keys of one batch may live in
+ * different hash slots: one Redis or Valkey server (with its replicas), not a cluster. Values are
  * 64-bit in Redis, but a script compares them as Lua numbers (doubles): exact below 2^53, which a
  * token or microdollar count does not reach.
  *
  * Holders: a member HOST:PID:START of the set (START is when this process first used the store,
  * so a reused pid is a new holder) scored with its expiry on the server's clock (TIME, so hosts
- * with skewed clocks agree). store_acquire drops the expired members, counts the rest and adds
+ * with skewed clocks agree). An acquire drops the expired members, counts the rest and adds
  * itself when below the limit, all in one script. Redis cannot see a process die, so a holder
  * that dies holding a place keeps it until its expiry: holder_ttl seconds (the URL's
  * ?holder_ttl=, default STORE_REDIS_HOLDER_TTL = twice the longest non-streaming request,
- * total_timeout's 600 s). A holder that stays longer (a long stream) keeps its place by calling
- * store_acquire again, which refreshes its own member and never refuses a present holder. A
+ * total_timeout's 600 s). A holder that stays longer (a long stream) keeps its place by acquiring
+ * again, which refreshes its own member and never refuses a present holder. A
  * process holds at most one place per name.
  *
  * Fork: a worker inherits its parent's connection (the parent opened the store to check the URL
@@ -67,40 +69,62 @@
 #define STORE_REDIS_MGET_BATCH 256
 #define STORE_REDIS_EACH_MAX 100000
 
-enum store_redis_script { SCRIPT_ADD, SCRIPT_ADD_CAPPED, SCRIPT_SET, SCRIPT_ACQUIRE, SCRIPT_N };
+enum store_redis_script { SCRIPT_BATCH, SCRIPT_SET, SCRIPT_N };
 
-/* KEYS[1] is the counter or the holders' set; ARGV as each comment says. An expires_at of 0 or
- * less keeps the key for good; one in the past deletes it at once (Redis's EXPIREAT). */
+/* An expires_at of 0 or less keeps the key for good; one in the past deletes it at once (Redis's
+ * EXPIREAT). */
 static const char *const store_redis_scripts[SCRIPT_N] = {
-	/* ARGV: delta, expires_at. Returns the value after. */
-	[SCRIPT_ADD] = "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-		       "if tonumber(ARGV[2]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end\n"
-		       "return v\n",
-	/* ARGV: delta, limit, expires_at. Returns {taken, value after}. */
-	[SCRIPT_ADD_CAPPED] =
-		"local v = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-		"if v + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {0, v} end\n"
-		"v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-		"if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end\n"
-		"return {1, v}\n",
-	/* ARGV: value, expires_at. */
+	/* store_batch. KEYS: one per operation, the counter or the holders' set. ARGV: this
+	 * process's member and the holders' ttl, then four per operation: its kind (g get, a add,
+	 * c capped add, q acquire, r release), delta, limit, expires_at. Returns {the refusing
+	 * operation's index (0-based; #KEYS when none), each operation's value up to it}.
+	 * An acquire drops the expired members, counts the rest and adds itself when below the
+	 * limit; a present holder is never refused, and refreshes its expiry. TIME before a write
+	 * needs effects replication: the default from Redis 5, asked for explicitly before. */
+	[SCRIPT_BATCH] =
+		"if redis.replicate_commands then redis.replicate_commands() end\n"
+		"local member, ttl, out, took, now = ARGV[1], tonumber(ARGV[2]), {}, {}, nil\n"
+		"for i, k in ipairs(KEYS) do\n"
+		"  local o = 4 * i - 1\n"
+		"  local kind, d, lim, e = ARGV[o], tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]),\n"
+		"    tonumber(ARGV[o + 3])\n"
+		"  local v, no = 0, false\n"
+		"  if kind == 'r' then redis.call('ZREM', k, member)\n"
+		"  elseif kind == 'q' then\n"
+		"    if not now then\n"
+		"      local t = redis.call('TIME')\n"
+		"      now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+		"    end\n"
+		"    redis.call('ZREMRANGEBYSCORE', k, '-inf', now)\n"
+		"    local mine = redis.call('ZSCORE', k, member)\n"
+		"    v = redis.call('ZCARD', k)\n"
+		"    if not mine and v >= lim then no = true else\n"
+		"      redis.call('ZADD', k, now + ttl, member)\n"
+		"      redis.call('EXPIRE', k, ttl + 1)\n"
+		"      if not mine then v = v + 1; took[#took + 1] = k end\n"
+		"    end\n"
+		"  else\n"
+		"    if kind ~= 'a' then v = tonumber(redis.call('GET', k) or '0') end\n"
+		"    if kind == 'g' then no = lim >= 0 and v >= lim\n"
+		"    elseif kind == 'c' and v + d > lim then no = true\n"
+		"    else\n"
+		"      v = redis.call('INCRBY', k, ARGV[o + 1])\n"
+		"      if e > 0 then redis.call('EXPIREAT', k, ARGV[o + 3]) end\n"
+		"    end\n"
+		"  end\n"
+		"  out[i + 1] = v\n"
+		"  if no then\n"
+		"    for _, t in ipairs(took) do redis.call('ZREM', t, member) end\n"
+		"    out[1] = i - 1\n"
+		"    return out\n"
+		"  end\n"
+		"end\n"
+		"out[1] = #KEYS\n"
+		"return out\n",
+	/* KEYS[1]: the counter. ARGV: value, expires_at. */
 	[SCRIPT_SET] = "redis.call('SET', KEYS[1], ARGV[1])\n"
 		       "if tonumber(ARGV[2]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end\n"
 		       "return 1\n",
-	/* ARGV: member, limit, ttl seconds. Returns {taken, live holders}. TIME before a write
-	 * needs effects replication: the default from Redis 5, asked for explicitly before. */
-	[SCRIPT_ACQUIRE] =
-		"if redis.replicate_commands then redis.replicate_commands() end\n"
-		"local t = redis.call('TIME')\n"
-		"local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
-		"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-		"local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-		"local n = redis.call('ZCARD', KEYS[1])\n"
-		"if not mine and n >= tonumber(ARGV[2]) then return {0, n} end\n"
-		"redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])\n"
-		"redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]) + 1)\n"
-		"if not mine then n = n + 1 end\n"
-		"return {1, n}\n",
 };
 
 struct store_redis {
@@ -418,19 +442,19 @@ static int store_redis_ready(struct store_redis *r)
 	return rc < 0 ? -1 : 0;
 }
 
-/* Runs one command. The reply (the caller frees it), an error reply included; NULL when the
- * server could not be asked or did not answer. A connection the server closed while idle
- * (its timeout setting, a restart) is reconnected and the command sent again, once: the server
- * never saw it. A timeout is not retried: the command may have run. */
-static redisReply *store_redis_run(struct store_redis *r, int argc, const char **argv,
-				   const size_t *lens)
+/* Sends one command, formatted already (RESP). The reply (the caller frees it), an error reply
+ * included; NULL when the server could not be asked or did not answer. A connection the server
+ * closed while idle (its timeout setting, a restart) is reconnected and the command sent again,
+ * once: the server never saw it. A timeout is not retried: the command may have run. */
+static redisReply *store_redis_send(struct store_redis *r, const char *cmd, size_t len)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (store_redis_ready(r) < 0)
 			return NULL;
 		int fresh = r->fresh;
-		redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-		if (rep) {
+		void *rep = NULL;
+		if (redisAppendFormattedCommand(r->c, cmd, len) == REDIS_OK &&
+		    redisGetReply(r->c, &rep) == REDIS_OK && rep) {
 			r->fresh = 0;
 			return rep;
 		}
@@ -444,32 +468,40 @@ static redisReply *store_redis_run(struct store_redis *r, int argc, const char *
 	return NULL;
 }
 
-/* EVALSHA of a script with one key, or EVAL when the server lost it. args: the key, then ARGV. */
-static redisReply *store_redis_script(struct store_redis *r, enum store_redis_script sc,
-				      int nargs, const char **args, const size_t *lens)
+/* Runs one command given as arguments (lens NULL: strings), formatted by hiredis. */
+static redisReply *store_redis_run(struct store_redis *r, int argc, const char **argv,
+				   const size_t *lens)
 {
-	const char *argv[8];
-	size_t argl[8];
-	argv[0] = "EVALSHA";
-	argv[2] = "1";
-	for (int i = 0; i < nargs; i++) {
-		argv[3 + i] = args[i];
-		argl[3 + i] = lens[i];
+	char *cmd = NULL;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0) {
+		store_redis_down(r, "out of memory");
+		return NULL;
 	}
-	argl[0] = 7;
-	argl[2] = 1;
+	redisReply *rep = store_redis_send(r, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	return rep;
+}
+
+/* EVALSHA of a script, or EVAL when the server lost it. argv[2..argc) are the caller's (the
+ * number of keys, the keys, ARGV); argv[0] and argv[1] are filled here. */
+static redisReply *store_redis_script(struct store_redis *r, enum store_redis_script sc,
+				      int argc, const char **argv, size_t *argl)
+{
 	if (store_redis_ready(r) < 0)
 		return NULL;
+	argv[0] = "EVALSHA";
+	argl[0] = 7;
 	argv[1] = r->sha[sc];
 	argl[1] = 40;
-	redisReply *rep = store_redis_run(r, 3 + nargs, argv, argl);
+	redisReply *rep = store_redis_run(r, argc, argv, argl);
 	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		freeReplyObject(rep);
 		argv[0] = "EVAL";
 		argl[0] = 4;
 		argv[1] = store_redis_scripts[sc];
 		argl[1] = strlen(argv[1]);
-		rep = store_redis_run(r, 3 + nargs, argv, argl);
+		rep = store_redis_run(r, argc, argv, argl);
 	}
 	return rep;
 }
@@ -500,18 +532,6 @@ static int store_redis_integer(const redisReply *rep, long long *out)
 	return errno || end != rep->str + rep->len ? -1 : 0;
 }
 
-/* {flag, integer}, what add_capped and acquire answer. */
-static int store_redis_pair(const redisReply *rep, int *flag, long long *value)
-{
-	long long f;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    store_redis_integer(rep->element[0], &f) < 0 ||
-	    store_redis_integer(rep->element[1], value) < 0)
-		return -1;
-	*flag = f != 0;
-	return 0;
-}
-
 /* The end of every operation: an error reply (OOM, a key of another type) or a reply of the
  * wrong shape counts as the server being unusable. */
 static enum store_result store_redis_done(struct store_redis *r, redisReply *rep, int ok)
@@ -525,57 +545,6 @@ static enum store_result store_redis_done(struct store_redis *r, redisReply *rep
 	return ok ? STORE_OK : STORE_DOWN;
 }
 
-static enum store_result store_redis_get(struct store *s, const char *name, long long bucket,
-					 long long *value)
-{
-	struct store_redis *r = store_redis_of(s);
-	char key[STORE_REDIS_KEY_MAX];
-	size_t klen = store_redis_key(key, name, &bucket);
-	if (!klen)
-		return STORE_FULL;
-	const char *argv[] = {"GET", key};
-	const size_t lens[] = {3, klen};
-	redisReply *rep = store_redis_run(r, 2, argv, lens);
-	*value = 0;
-	int ok = rep && (rep->type == REDIS_REPLY_NIL || store_redis_integer(rep, value) == 0);
-	return store_redis_done(r, rep, ok);
-}
-
-static enum store_result store_redis_add(struct store *s, const char *name, long long bucket,
-					 long long delta, long long expires_at, long long *after)
-{
-	struct store_redis *r = store_redis_of(s);
-	char key[STORE_REDIS_KEY_MAX], d[24], e[24];
-	size_t klen = store_redis_key(key, name, &bucket);
-	if (!klen)
-		return STORE_FULL;
-	const char *args[] = {key, d, e};
-	const size_t lens[] = {klen, (size_t)snprintf(d, sizeof d, "%lld", delta),
-			       (size_t)snprintf(e, sizeof e, "%lld", expires_at)};
-	redisReply *rep = store_redis_script(r, SCRIPT_ADD, 3, args, lens);
-	int ok = rep && store_redis_integer(rep, after) == 0;
-	return store_redis_done(r, rep, ok);
-}
-
-static enum store_result store_redis_add_capped(struct store *s, const char *name,
-						long long bucket, long long delta, long long limit,
-						long long expires_at, int *taken, long long *after)
-{
-	struct store_redis *r = store_redis_of(s);
-	char key[STORE_REDIS_KEY_MAX], d[24], l[24], e[24];
-	size_t klen = store_redis_key(key, name, &bucket);
-	if (!klen)
-		return STORE_FULL;
-	const char *args[] = {key, d, l, e};
-	const size_t lens[] = {klen, (size_t)snprintf(d, sizeof d, "%lld", delta),
-			       (size_t)snprintf(l, sizeof l, "%lld", limit),
-			       (size_t)snprintf(e, sizeof e, "%lld", expires_at)};
-	redisReply *rep = store_redis_script(r, SCRIPT_ADD_CAPPED, 4, args, lens);
-	*taken = 0;
-	int ok = rep && store_redis_pair(rep, taken, after) == 0;
-	return store_redis_done(r, rep, ok);
-}
-
 static enum store_result store_redis_set(struct store *s, const char *name, long long bucket,
 					 long long value, long long expires_at)
 {
@@ -584,48 +553,156 @@ static enum store_result store_redis_set(struct store *s, const char *name, long
 	size_t klen = store_redis_key(key, name, &bucket);
 	if (!klen)
 		return STORE_FULL;
-	const char *args[] = {key, v, e};
-	const size_t lens[] = {klen, (size_t)snprintf(v, sizeof v, "%lld", value),
-			       (size_t)snprintf(e, sizeof e, "%lld", expires_at)};
-	redisReply *rep = store_redis_script(r, SCRIPT_SET, 3, args, lens);
+	const char *argv[] = {NULL, NULL, "1", key, v, e};
+	size_t lens[] = {0, 0, 1, klen, (size_t)snprintf(v, sizeof v, "%lld", value),
+			 (size_t)snprintf(e, sizeof e, "%lld", expires_at)};
+	redisReply *rep = store_redis_script(r, SCRIPT_SET, 6, argv, lens);
 	return store_redis_done(r, rep, rep && rep->type == REDIS_REPLY_INTEGER);
 }
 
-static enum store_result store_redis_acquire(struct store *s, const char *name, unsigned limit,
-					     int *taken, unsigned *holders)
+/* ---- a batch's command, in RESP written by hand: hiredis's formatting (a format string per
+ * argument) and snprintf for the numbers cost a request more than everything else the batch
+ * does on this side (bench/spend-cost) ---- */
+
+/* The decimal digits of v at p; returns the end. */
+static char *store_redis_digits(char *p, long long v)
 {
-	struct store_redis *r = store_redis_of(s);
-	char key[STORE_REDIS_KEY_MAX], l[16], t[24];
-	size_t klen = store_redis_key(key, name, NULL);
-	if (!klen)
-		return STORE_FULL;
-	if (r->pid != getpid())
-		store_redis_adopt(r); /* the member names this process */
-	const char *args[] = {key, r->holder, l, t};
-	const size_t lens[] = {klen, strlen(r->holder), (size_t)snprintf(l, sizeof l, "%u", limit),
-			       (size_t)snprintf(t, sizeof t, "%ld", r->holder_ttl)};
-	redisReply *rep = store_redis_script(r, SCRIPT_ACQUIRE, 4, args, lens);
-	long long n = 0;
-	*taken = 0;
-	int ok = rep && store_redis_pair(rep, taken, &n) == 0 && n >= 0 && n <= UINT_MAX;
-	*holders = ok ? (unsigned)n : 0;
-	return store_redis_done(r, rep, ok);
+	char d[24], *q = d + sizeof d;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--q = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--q = '-';
+	memcpy(p, q, (size_t)(d + sizeof d - q));
+	return p + (d + sizeof d - q);
 }
 
-/* A release that fails leaves the member to expire with its TTL. */
-static void store_redis_release(struct store *s, const char *name)
+/* A bulk string: $LEN CRLF bytes CRLF. */
+static char *store_redis_bulk(char *p, const void *s, size_t n)
+{
+	*p++ = '$';
+	p = store_redis_digits(p, (long long)n);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, s, n);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+static char *store_redis_bulk_number(char *p, long long v)
+{
+	char d[24];
+	return store_redis_bulk(p, d, (size_t)(store_redis_digits(d, v) - d));
+}
+
+/* An operation's key: llmfcgi:NAME:BUCKET, or llmfcgi:NAME:holders (names are checked). */
+static char *store_redis_bulk_key(char *p, const struct store_op *op)
+{
+	char key[STORE_REDIS_KEY_MAX], *k = key;
+	size_t n = strlen(op->name);
+	memcpy(k, "llmfcgi:", 8);
+	memcpy(k + 8, op->name, n);
+	k += 8 + n;
+	*k++ = ':';
+	if (op->kind == STORE_OP_ACQUIRE || op->kind == STORE_OP_RELEASE) {
+		memcpy(k, "holders", 7);
+		k += 7;
+	} else {
+		k = store_redis_digits(k, op->bucket);
+	}
+	return store_redis_bulk(p, key, (size_t)(k - key));
+}
+
+/* The most bytes an operation takes: its key, and four ARGV of at most 20 digits and a sign. */
+#define STORE_REDIS_OP_BYTES (STORE_REDIS_KEY_MAX + 16 + 4 * 32)
+
+/* The command after EVALSHA SHA (or EVAL SCRIPT): numkeys, KEYS, ARGV, as the script reads them,
+ * at p; returns the end. */
+static char *store_redis_batch_args(char *p, const struct store_redis *r,
+				    const struct store_op *ops, size_t n)
+{
+	static const char kinds[] = {[STORE_OP_GET] = 'g', [STORE_OP_ADD] = 'a',
+				     [STORE_OP_ADD_CAPPED] = 'c', [STORE_OP_ACQUIRE] = 'q',
+				     [STORE_OP_RELEASE] = 'r'};
+	p = store_redis_bulk_number(p, (long long)n);
+	for (size_t i = 0; i < n; i++)
+		p = store_redis_bulk_key(p, &ops[i]);
+	p = store_redis_bulk(p, r->holder, strlen(r->holder));
+	p = store_redis_bulk_number(p, r->holder_ttl);
+	for (size_t i = 0; i < n; i++) {
+		p = store_redis_bulk(p, &kinds[ops[i].kind], 1);
+		p = store_redis_bulk_number(p, ops[i].delta);
+		p = store_redis_bulk_number(p, ops[i].limit);
+		p = store_redis_bulk_number(p, ops[i].expires_at);
+	}
+	return p;
+}
+
+/* The batch's EVALSHA, or its EVAL when the server lost the script: the arguments are written
+ * once, after room for the longer head, and each head is moved right before them. */
+static redisReply *store_redis_batch_send(struct store_redis *r, const struct store_op *ops,
+					  size_t n)
+{
+	const char *script = store_redis_scripts[SCRIPT_BATCH];
+	size_t room = strlen(script) + 64; /* *ARGC, EVAL, the script: their lengths and CRLFs */
+	/* then the operations, and numkeys, the member and the ttl: 32 bytes for a number's bulk */
+	char *cmd = xmalloc(room + n * STORE_REDIS_OP_BYTES + sizeof r->holder + 3 * 32);
+	char *args = cmd + room, *end = store_redis_batch_args(args, r, ops, n);
+	redisReply *rep = NULL;
+	for (int eval = 0; eval < 2; eval++) {
+		char *h = cmd;
+		*h++ = '*';
+		h = store_redis_digits(h, (long long)(5 + 5 * n));
+		*h++ = '\r';
+		*h++ = '\n';
+		h = eval ? store_redis_bulk(h, "EVAL", 4) : store_redis_bulk(h, "EVALSHA", 7);
+		h = eval ? store_redis_bulk(h, script, strlen(script))
+			 : store_redis_bulk(h, r->sha[SCRIPT_BATCH], 40);
+		size_t hl = (size_t)(h - cmd);
+		memmove(args - hl, cmd, hl);
+		rep = store_redis_send(r, args - hl, hl + (size_t)(end - args));
+		if (eval || !rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8))
+			break;
+		freeReplyObject(rep);
+		rep = NULL;
+	}
+	free(cmd);
+	return rep;
+}
+
+/* The script's answer into *refused and the values; 0, or -1 when it has not that shape. */
+static int store_redis_batch_reply(const redisReply *rep, struct store_op *ops, size_t n,
+				   size_t *refused)
+{
+	long long k;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    store_redis_integer(rep->element[0], &k) < 0 || k < 0 || (size_t)k > n ||
+	    rep->elements != (size_t)k + ((size_t)k < n ? 2 : 1))
+		return -1;
+	for (size_t i = 1; i < rep->elements; i++)
+		if (store_redis_integer(rep->element[i], &ops[i - 1].value) < 0)
+			return -1;
+	*refused = (size_t)k;
+	return 0;
+}
+
+/* Every operation in one EVALSHA: one round trip for the whole batch. */
+static enum store_result store_redis_batch(struct store *s, struct store_op *ops, size_t n,
+					   size_t *refused)
 {
 	struct store_redis *r = store_redis_of(s);
-	char key[STORE_REDIS_KEY_MAX];
-	size_t klen = store_redis_key(key, name, NULL);
-	if (!klen)
-		return;
 	if (r->pid != getpid())
-		store_redis_adopt(r);
-	const char *argv[] = {"ZREM", key, r->holder};
-	const size_t lens[] = {4, klen, strlen(r->holder)};
-	redisReply *rep = store_redis_run(r, 3, argv, lens);
-	store_redis_done(r, rep, rep && rep->type == REDIS_REPLY_INTEGER);
+		store_redis_adopt(r); /* the member names this process */
+	if (store_redis_ready(r) < 0) /* connected first: the scripts' SHA-1s are the connection's */
+		return STORE_DOWN;
+	redisReply *rep = store_redis_batch_send(r, ops, n);
+	int ok = rep && store_redis_batch_reply(rep, ops, n, refused) == 0;
+	for (size_t i = 0; !ok && i < n; i++)
+		ops[i].value = 0;
+	return store_redis_done(r, rep, ok);
 }
 
 /* The counter a key names: 0 and its name and bucket, or -1 when the key is not a counter
@@ -789,17 +866,6 @@ static void store_redis_close(struct store *s)
 	free(r);
 }
 
-/* store.c asks for both through one call: limit < 0 is no limit. */
-static enum store_result store_redis_add_any(struct store *s, const char *name, long long bucket,
-					     long long delta, long long limit, long long expires_at,
-					     int *taken, long long *after)
-{
-	if (limit >= 0)
-		return store_redis_add_capped(s, name, bucket, delta, limit, expires_at, taken, after);
-	*taken = 1;
-	return store_redis_add(s, name, bucket, delta, expires_at, after);
-}
-
 /* Blobs are plain strings llmfcgi:blob:KEY with a TTL: Redis expires and evicts them itself. */
 static size_t store_redis_blob_key(char *key, const char *name)
 {
@@ -841,11 +907,8 @@ static enum store_result store_redis_get_blob(struct store *s, const char *name,
 
 static const struct store_ops store_redis_ops = {
 	.backend = "redis",
-	.get = store_redis_get,
-	.add = store_redis_add_any,
+	.batch = store_redis_batch,
 	.set = store_redis_set,
-	.acquire = store_redis_acquire,
-	.release = store_redis_release,
 	.each = store_redis_each,
 	.put_blob = store_redis_put_blob,
 	.get_blob = store_redis_get_blob,

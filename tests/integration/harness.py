@@ -279,6 +279,64 @@ class Managed:
 
 # ---------------------------------------------------------------- the upstream emulator
 
+class RedisMonitor:
+    """Redis's MONITOR on a connection of its own, read by a thread: the commands clients send,
+    each one round trip. What a Lua script runs inside the server is listed as "lua" and not
+    counted. counts() is (commands, {COMMAND: calls}) so far."""
+
+    LINE = re.compile(rb'^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]*)"')
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.sendall(b"MONITOR\r\n")
+        self.total, self.by = 0, {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        rest = b""
+        self.sock.settimeout(None)
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            *lines, rest = (rest + chunk).split(b"\r\n")
+            with self.lock:
+                for line in lines:
+                    m = self.LINE.match(line)
+                    if m and m.group(1) != b"lua":
+                        cmd = m.group(2).decode("latin-1").upper()
+                        self.total += 1
+                        self.by[cmd] = self.by.get(cmd, 0) + 1
+
+    def counts(self):
+        with self.lock:
+            return self.total, dict(self.by)
+
+    def settled(self, quiet=1.0, timeout=30):
+        """The counts once nothing has arrived for quiet seconds."""
+        last, t0 = self.counts(), time.time()
+        while time.time() - t0 < timeout:
+            time.sleep(quiet)
+            now = self.counts()
+            if now == last:
+                return now
+            last = now
+        return last
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
+
+
 class Emulator(Managed):
     def __init__(self, tmp, words=20, delay_ms=0, ttft_ms=0):
         self.port_file = os.path.join(tmp, "emu.port")

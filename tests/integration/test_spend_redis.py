@@ -12,8 +12,8 @@ import signal
 import subprocess
 import time
 
-from harness import (LLM_FCGI, Emulator, Lighttpd, Managed, Pool, Proc, free_port, http, marker,
-                     new_tmp, port_open, q, remove_tmp, run_tests, spawn, wait_for)
+from harness import (LLM_FCGI, Emulator, Lighttpd, Managed, Pool, Proc, RedisMonitor, free_port,
+                     http, marker, new_tmp, port_open, q, remove_tmp, run_tests, spawn, wait_for)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 TIMEOUT = 0.2  # limits_store_timeout
@@ -84,6 +84,28 @@ def check_shared(tap, emu, pa, a, b):
     tap.eq(emu.stats("usd-b")["attempts"], 0, "and pool B's refusal never reached the upstream")
 
 
+def check_round_trips(tap, pa, a, port, n=20):
+    """What a request costs Redis, counted by Redis (MONITOR): spend's checks are one batch, its
+    settling another, and the metrics counters a third (they come after the access log line,
+    which spend's settling must precede): three EVALSHA, three round trips, and nothing else."""
+    mon = RedisMonitor(port)
+    try:
+        before = mon.settled(quiet=0.3)
+        codes = [summarize(a.base, marker("rt-%d" % i) + " hello", "10.0.0.20")[0] for i in range(n)]
+        settled(pa, "addr:10.0.0.20", n)
+        after = mon.settled()  # the metrics batch follows the access log line
+    finally:
+        mon.stop()
+    commands = after[0] - before[0]
+    by = {k: v - before[1].get(k, 0) for k, v in after[1].items() if v != before[1].get(k, 0)}
+    # The allowance: a worker that (re)connects sends SELECT and two SCRIPT LOADs, once.
+    tap.ok(codes == [200] * n and by.get("EVALSHA") == 3 * n and commands <= 3 * n + 6,
+           "Redis sees %d requests as %d commands, %.2f round trips a request (checks, settling, "
+           "metrics: one EVALSHA each; the others: %s)"
+           % (n, commands, commands / n, {k: v for k, v in by.items() if k != "EVALSHA"} or "none"),
+           (codes, by))
+
+
 def check_outage(tap, emu, allow, deny, how, tag):
     got = {}
     for name, web in (("allow", allow), ("deny", deny)):
@@ -132,6 +154,7 @@ def main(tap):
         u = usage(pa.env)
         tap.ok(u.get("addr:10.0.0.1", {}).get("requests") == 5 and u.get("addr:10.0.0.2", {}).get("requests") == 1,
                "llm-fcgi usage on the Redis store sees both pools' requests", u)
+        check_round_trips(tap, pa, a, port)
 
         redis.signal(signal.SIGSTOP)
         check_outage(tap, emu, a, b, "stopped (SIGSTOP)", "stop")

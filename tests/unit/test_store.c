@@ -18,6 +18,25 @@
 
 static char dir[64];
 
+/* A place among name's holders, and giving it back: one-operation batches. */
+static enum store_result acquire(struct store *s, const char *name, unsigned limit, int *taken,
+				 unsigned *holders)
+{
+	struct store_op op = {.kind = STORE_OP_ACQUIRE, .name = name, .limit = limit};
+	size_t refused;
+	enum store_result rc = store_batch(s, &op, 1, &refused);
+	*taken = rc == STORE_OK && refused == 1;
+	*holders = (unsigned)op.value;
+	return rc;
+}
+
+static void release(struct store *s, const char *name)
+{
+	struct store_op op = {.kind = STORE_OP_RELEASE, .name = name};
+	size_t refused;
+	store_batch(s, &op, 1, &refused);
+}
+
 static void semantics(struct store *s, const char *what)
 {
 	long long v, after;
@@ -43,36 +62,99 @@ static void semantics(struct store *s, const char *what)
 	store_set(s, "r|b", 1, 0, far);
 	store_get(s, "r|b", 1, &v);
 	tap_is_int(v, 0, "%s: set", what);
-	store_acquire(s, "c|a", 2, &taken, &holders);
+	acquire(s, "c|a", 2, &taken, &holders);
 	tap_ok(taken && holders == 1, "%s: first place", what);
-	store_acquire(s, "c|a", 2, &taken, &holders);
+	acquire(s, "c|a", 2, &taken, &holders);
 	tap_ok(taken && holders == 2, "%s: second place", what);
-	store_acquire(s, "c|a", 2, &taken, &holders);
+	acquire(s, "c|a", 2, &taken, &holders);
 	tap_ok(!taken && holders == 2, "%s: third refused", what);
-	store_release(s, "c|a");
-	store_acquire(s, "c|a", 2, &taken, &holders);
+	release(s, "c|a");
+	acquire(s, "c|a", 2, &taken, &holders);
 	tap_ok(taken, "%s: a released place is taken again", what);
-	store_release(s, "c|a");
-	store_release(s, "c|a");
+	release(s, "c|a");
+	release(s, "c|a");
 	/* A child takes a place and dies without releasing it. */
 	pid_t pid = fork();
 	if (pid == 0) {
 		int t;
 		unsigned h;
-		store_acquire(s, "c|dead", 1, &t, &h);
+		acquire(s, "c|dead", 1, &t, &h);
 		_exit(t ? 0 : 1);
 	}
 	int status;
 	waitpid(pid, &status, 0);
-	store_acquire(s, "c|dead", 1, &taken, &holders);
+	acquire(s, "c|dead", 1, &taken, &holders);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && taken && holders == 1,
 	       "%s: a dead holder's place is free again", what);
-	store_release(s, "c|dead");
+	release(s, "c|dead");
 	/* A name one byte too long is refused, not cut. */
 	char longname[STORE_NAME_MAX + 1];
 	memset(longname, 'x', sizeof longname - 1);
 	longname[sizeof longname - 1] = '\0';
 	tap_is_int(store_add(s, longname, 1, 1, far, &after), STORE_FULL, "%s: name too long", what);
+}
+
+/* A batch: in order, each operation seeing the ones before it; the first refusal stops it, its
+ * places are given back and its adds stay. */
+static void batch_semantics(struct store *s, const char *what)
+{
+	long long far = (long long)time(NULL) + 3600, v;
+	size_t refused;
+	struct store_op ops[] = {
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = 10},
+		{.kind = STORE_OP_ADD, .name = "b|a", .bucket = 1, .delta = 3, .expires_at = far},
+		{.kind = STORE_OP_ADD_CAPPED, .name = "b|r", .bucket = 1, .delta = 1, .limit = 5,
+		 .expires_at = far},
+		{.kind = STORE_OP_ACQUIRE, .name = "b|c", .limit = 2},
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = -1},
+		{.kind = STORE_OP_RELEASE, .name = "b|c"},
+	};
+	tap_ok(store_batch(s, ops, 6, &refused) == STORE_OK && refused == 6 && ops[0].value == 0 &&
+		       ops[1].value == 3 && ops[2].value == 1 && ops[3].value == 1 &&
+		       ops[4].value == 3,
+	       "%s: a batch runs in order, each operation seeing those before it", what);
+	int taken;
+	unsigned holders;
+	acquire(s, "b|c", 1, &taken, &holders);
+	tap_ok(taken && holders == 1, "%s: the batch's release gave its place back", what);
+	/* Refused at 2: the place taken at 0 is given back, the capped add at 1 stays, 3 never
+	 * runs. */
+	struct store_op no[] = {
+		{.kind = STORE_OP_ACQUIRE, .name = "b|c2", .limit = 5},
+		{.kind = STORE_OP_ADD_CAPPED, .name = "b|r", .bucket = 1, .delta = 1, .limit = 5,
+		 .expires_at = far},
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = 3},
+		{.kind = STORE_OP_ADD, .name = "b|never", .bucket = 1, .delta = 1, .expires_at = far},
+	};
+	tap_ok(store_batch(s, no, 4, &refused) == STORE_OK && refused == 2 && no[1].value == 2 &&
+		       no[2].value == 3 && no[3].value == 0,
+	       "%s: the first refusal's index, the operations after it not run", what);
+	store_get(s, "b|never", 1, &v);
+	tap_is_int(v, 0, "%s: nothing after the refusal ran", what);
+	store_get(s, "b|r", 1, &v);
+	tap_is_int(v, 2, "%s: the capped add before the refusal stays", what);
+	acquire(s, "b|c2", 1, &taken, &holders);
+	tap_ok(taken && holders == 1, "%s: the place taken before the refusal was given back", what);
+	/* A refusing ACQUIRE: this process holds b|c already, so a limit of 1 refuses. */
+	struct store_op full[] = {{.kind = STORE_OP_ACQUIRE, .name = "b|c3", .limit = 1},
+				  {.kind = STORE_OP_ACQUIRE, .name = "b|c", .limit = 1}};
+	tap_ok(store_batch(s, full, 2, &refused) == STORE_OK && refused == 1 && full[1].value == 1,
+	       "%s: a full place refuses", what);
+	acquire(s, "b|c3", 1, &taken, &holders);
+	tap_ok(taken, "%s: and the batch's other place is free", what);
+	release(s, "b|c3");
+	release(s, "b|c2");
+	release(s, "b|c");
+	char longname[STORE_NAME_MAX + 1];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	struct store_op bad[] = {
+		{.kind = STORE_OP_ADD, .name = "b|x", .bucket = 1, .delta = 1, .expires_at = far},
+		{.kind = STORE_OP_ADD, .name = longname, .bucket = 1, .delta = 1}};
+	tap_ok(store_batch(s, bad, 2, &refused) == STORE_FULL && refused == 2,
+	       "%s: a name too long: STORE_FULL", what);
+	store_get(s, "b|x", 1, &v);
+	tap_is_int(v, 0, "%s: and nothing of its batch ran", what);
 }
 
 /* Fills a small table: expired counters are reused, live ones make it full. */
@@ -97,6 +179,13 @@ static void capacity(void)
 	}
 	tap_is_int(store_add(s, "z|more", 1, 1, now + 100, &after), STORE_FULL,
 		   "a table of live counters is full");
+	struct store_op ops[] = {
+		{.kind = STORE_OP_ADD, .name = "z|more", .bucket = 1, .delta = 1, .expires_at = now},
+		{.kind = STORE_OP_ADD, .name = "z|1", .bucket = 1, .delta = 1, .expires_at = now}};
+	size_t refused;
+	tap_ok(store_batch(s, ops, 2, &refused) == STORE_FULL && refused == 2 && ops[0].value == 0 &&
+		       ops[1].value == 2,
+	       "a batch skips the counter with no room and runs the rest");
 	store_close(s);
 	buf_release(&err);
 }
@@ -185,14 +274,14 @@ static void sigkill_loop(void)
 					int t;
 					unsigned h;
 					char name[32];
-					store_acquire(s, "c|k", 1000, &t, &h);
+					acquire(s, "c|k", 1000, &t, &h);
 					store_add(s, "n|k", 1, 1, far, &a);
 					/* confirmed: one byte per add that returned */
 					if (write(fds[1], "+", 1) != 1)
 						_exit(1);
 					snprintf(name, sizeof name, "n|%d", (int)(a % 50));
 					store_add(s, name, 1, 1, far, &a);
-					store_release(s, "c|k");
+					release(s, "c|k");
 				}
 			}
 		}
@@ -216,9 +305,9 @@ static void sigkill_loop(void)
 	tap_ok(confirmed > ROUNDS, "the workers made progress between kills (%lld adds)", confirmed);
 	int taken;
 	unsigned holders;
-	store_acquire(s, "c|k", 1, &taken, &holders);
+	acquire(s, "c|k", 1, &taken, &holders);
 	tap_ok(taken && holders == 1, "no place is leaked by the killed holders");
-	store_release(s, "c|k");
+	release(s, "c|k");
 	long long sum = 0;
 	char name[32];
 	for (int i = 0; i < 50; i++) {
@@ -228,6 +317,93 @@ static void sigkill_loop(void)
 		sum += x;
 	}
 	tap_ok(sum >= confirmed - kills && sum <= v, "the spread counters agree (%lld)", sum);
+	store_close(s);
+	unlink(path);
+	close(fds[0]);
+	close(fds[1]);
+	buf_release(&err);
+}
+
+/* Batches under SIGKILL: workers loop over one batch of three adds while the parent reads the
+ * three in one batch until it kills them. No reader sees a part of another's batch; a batch
+ * killed in the middle leaves the adds before the kill done, each whole: a1 >= a2 >= a3, apart by
+ * at most the kills so far. Nobody wedges. */
+static void read3(struct store *s, long long *v)
+{
+	struct store_op ops[3];
+	size_t refused;
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = {"k|1", "k|2", "k|3"};
+		ops[i] = (struct store_op){.kind = STORE_OP_GET, .name = names[i], .bucket = 1,
+					   .limit = -1};
+	}
+	store_batch(s, ops, 3, &refused);
+	for (int i = 0; i < 3; i++)
+		v[i] = ops[i].value;
+}
+
+static void add3(struct store *s, long long far)
+{
+	struct store_op ops[3];
+	size_t refused;
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = {"k|1", "k|2", "k|3"};
+		ops[i] = (struct store_op){.kind = STORE_OP_ADD, .name = names[i], .bucket = 1,
+					   .delta = 1, .expires_at = far};
+	}
+	store_batch(s, ops, 3, &refused);
+}
+
+static void batch_kills(void)
+{
+	struct buf err;
+	char path[128];
+	buf_init(&err, 1024);
+	snprintf(path, sizeof path, "%s/batch", dir);
+	struct store *s = store_open_file(path, 1024, &err);
+	int fds[2];
+	if (pipe(fds) < 0)
+		abort();
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	long long far = (long long)time(NULL) + 3600, confirmed = 0, kills = 0, reads = 0, v[3];
+	int torn = 0;
+	for (int round = 0; round < ROUNDS / 2; round++) {
+		pid_t pids[KILLERS];
+		for (int k = 0; k < KILLERS; k++) {
+			if ((pids[k] = fork()) == 0) {
+				close(fds[0]);
+				for (;;) {
+					add3(s, far);
+					if (write(fds[1], "+", 1) != 1) /* one byte per batch returned */
+						_exit(1);
+				}
+			}
+		}
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		long wait_ns = 200000 + rand() % 800000;
+		do {
+			read3(s, v);
+			reads++;
+			torn |= v[0] < v[1] || v[1] < v[2] || v[0] - v[2] > kills;
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < wait_ns);
+		for (int k = 0; k < KILLERS; k++) {
+			kill(pids[k], SIGKILL);
+			waitpid(pids[k], NULL, 0);
+			kills++;
+		}
+		char b[4096];
+		ssize_t n;
+		while ((n = read(fds[0], b, sizeof b)) > 0)
+			confirmed += n;
+	}
+	read3(s, v);
+	tap_ok(!torn, "%lld reads between batches: none saw a part of one", reads);
+	tap_ok(v[2] >= confirmed && v[0] <= confirmed + kills && v[0] - v[2] <= kills,
+	       "after %lld kills mid-batch: %lld, %lld, %lld counted, %lld batches confirmed", kills,
+	       v[0], v[1], v[2], confirmed);
+	tap_ok(confirmed > ROUNDS / 2, "the workers made progress between kills (%lld)", confirmed);
 	store_close(s);
 	unlink(path);
 	close(fds[0]);
@@ -272,6 +448,7 @@ int main(void)
 	struct store *s = store_open_shm(4096, &err);
 	tap_is_str(store_backend(s), "shm", "backend name");
 	semantics(s, "shm");
+	batch_semantics(s, "shm");
 	each(s);
 	store_close(s);
 	char path[128];
@@ -279,11 +456,13 @@ int main(void)
 	s = store_open_file(path, 4096, &err);
 	tap_is_str(store_backend(s), "file", "backend name");
 	semantics(s, "file");
+	batch_semantics(s, "file");
 	store_close(s);
 	unlink(path);
 	capacity();
 	file_checks();
 	sigkill_loop();
+	batch_kills();
 	rmdir(dir);
 	buf_release(&err);
 	return tap_done();

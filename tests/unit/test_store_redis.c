@@ -25,6 +25,25 @@ static pid_t server;
 static char url[128];
 static const char *admin_password; /* what the admin connection AUTHs with, when set */
 
+/* A place among name's holders, and giving it back: one-operation batches. */
+static enum store_result acquire(struct store *s, const char *name, unsigned limit, int *taken,
+				 unsigned *holders)
+{
+	struct store_op op = {.kind = STORE_OP_ACQUIRE, .name = name, .limit = limit};
+	size_t refused;
+	enum store_result rc = store_batch(s, &op, 1, &refused);
+	*taken = rc == STORE_OK && refused == 1;
+	*holders = (unsigned)op.value;
+	return rc;
+}
+
+static void release(struct store *s, const char *name)
+{
+	struct store_op op = {.kind = STORE_OP_RELEASE, .name = name};
+	size_t refused;
+	store_batch(s, &op, 1, &refused);
+}
+
 static int free_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -67,6 +86,69 @@ static long long admin_int(const char *fmt, const char *arg)
 							       : -999;
 	freeReplyObject(rep);
 	return v;
+}
+
+/* INFO commandstats' calls of one command (cmdstat_evalsha...), 0 when it has none. */
+static long long command_calls(const char *cmd)
+{
+	char key[64];
+	redisReply *rep = admin("INFO commandstats");
+	snprintf(key, sizeof key, "cmdstat_%s:calls=", cmd);
+	const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, key) : NULL;
+	long long v = p ? atoll(p + strlen(key)) : 0;
+	freeReplyObject(rep);
+	return v;
+}
+
+/* A batch: one EVALSHA, the operations in order; the first refusal stops it, gives back the
+ * places it took (not one this process held before) and keeps its adds. */
+static void test_batch(struct store *s)
+{
+	size_t refused;
+	int taken;
+	unsigned holders;
+	long long v;
+	struct store_op ops[] = {
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = 10},
+		{.kind = STORE_OP_ADD, .name = "b|a", .bucket = 1, .delta = 3},
+		{.kind = STORE_OP_ADD_CAPPED, .name = "b|r", .bucket = 1, .delta = 1, .limit = 5},
+		{.kind = STORE_OP_ACQUIRE, .name = "b|c", .limit = 2},
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = -1},
+		{.kind = STORE_OP_RELEASE, .name = "b|c"},
+	};
+	store_get(s, "warm", 1, &v); /* connected, the scripts loaded */
+	long long evalsha = command_calls("evalsha");
+	tap_ok(store_batch(s, ops, 6, &refused) == STORE_OK && refused == 6 && ops[0].value == 0 &&
+		       ops[1].value == 3 && ops[2].value == 1 && ops[3].value == 1 &&
+		       ops[4].value == 3,
+	       "batch: in order, each operation seeing those before it");
+	tap_is_int(command_calls("evalsha") - evalsha, 1, "batch: six operations, one EVALSHA");
+	tap_ok(admin_int("ZCARD %s", "llmfcgi:b|c:holders") == 0, "batch: its release ran");
+	/* Refused at 3: the new place at 0 is given back, the one held before (1) is kept, the
+	 * capped add at 2 stays, 4 never runs. */
+	acquire(s, "b|held", 5, &taken, &holders);
+	struct store_op no[] = {
+		{.kind = STORE_OP_ACQUIRE, .name = "b|c2", .limit = 5},
+		{.kind = STORE_OP_ACQUIRE, .name = "b|held", .limit = 5},
+		{.kind = STORE_OP_ADD_CAPPED, .name = "b|r", .bucket = 1, .delta = 1, .limit = 5},
+		{.kind = STORE_OP_GET, .name = "b|a", .bucket = 1, .limit = 3},
+		{.kind = STORE_OP_ADD, .name = "b|never", .bucket = 1, .delta = 1},
+	};
+	tap_ok(store_batch(s, no, 5, &refused) == STORE_OK && refused == 3 && no[2].value == 2 &&
+		       no[3].value == 3 && no[4].value == 0,
+	       "batch: the first refusal's index, the operations after it not run");
+	tap_ok(admin_int("EXISTS %s", "llmfcgi:b|never:1") == 0 &&
+		       admin_int("GET %s", "llmfcgi:b|r:1") == 2,
+	       "batch: nothing after the refusal ran, the capped add before it stays");
+	tap_ok(admin_int("ZCARD %s", "llmfcgi:b|c2:holders") == 0 &&
+		       admin_int("ZCARD %s", "llmfcgi:b|held:holders") == 1,
+	       "batch: the place it took is given back, the one held before is kept");
+	struct store_op full[] = {{.kind = STORE_OP_ACQUIRE, .name = "b|c3", .limit = 1},
+				  {.kind = STORE_OP_ACQUIRE, .name = "b|c4", .limit = 0}};
+	tap_ok(store_batch(s, full, 2, &refused) == STORE_OK && refused == 1 &&
+		       admin_int("ZCARD %s", "llmfcgi:b|c3:holders") == 0,
+	       "batch: a full place refuses, and gives back the batch's other");
+	release(s, "b|held");
 }
 
 /* INFO stats' total_connections_received. */
@@ -239,7 +321,7 @@ static void test_each(struct store *s)
 	store_add(s, "tpm|x", 1, 8, 0, &after);
 	store_add(s, "a*b", 1, 16, 0, &after);
 	store_add(s, "axb", 1, 32, 0, &after);
-	store_acquire(s, "rpm|key:alice", 5, &taken, &holders);
+	acquire(s, "rpm|key:alice", 5, &taken, &holders);
 	freeReplyObject(admin("SET %s %s", "llmfcgi:rpm|junk:notanumber", "1"));
 	for (int i = 0; i < 600; i++)
 		store_add(s, "many|x", i, 1, 0, &after);
@@ -255,7 +337,7 @@ static void test_each(struct store *s)
 	r = store_each(s, "many|", each_fn, &w);
 	tap_ok(r == STORE_OK && w.n == 600 && w.sum == 600,
 	       "each many|: 600 counters, each once: %d", w.n);
-	store_release(s, "rpm|key:alice");
+	release(s, "rpm|key:alice");
 }
 
 /* n children run fn(s, i) at once; each writes one long long back. Returns their sum. */
@@ -321,7 +403,7 @@ static void hold(struct store *s, int report)
 	int taken = 0;
 	unsigned holders;
 	store_after_fork(s);
-	store_acquire(s, "conc|key:k", 3, &taken, &holders);
+	acquire(s, "conc|key:k", 3, &taken, &holders);
 	long long v = taken;
 	if (write(report, &v, sizeof v) != sizeof v)
 		_exit(1);
@@ -334,13 +416,13 @@ static void test_holders(struct store *s)
 {
 	int taken = -1;
 	unsigned holders = 0;
-	tap_ok(store_acquire(s, "c1", 2, &taken, &holders) == STORE_OK && taken && holders == 1,
+	tap_ok(acquire(s, "c1", 2, &taken, &holders) == STORE_OK && taken && holders == 1,
 	       "acquire: taken, 1 holder");
-	tap_ok(store_acquire(s, "c1", 1, &taken, &holders) == STORE_OK && taken && holders == 1,
+	tap_ok(acquire(s, "c1", 1, &taken, &holders) == STORE_OK && taken && holders == 1,
 	       "acquire again: a present holder refreshes, never refused");
-	store_release(s, "c1");
+	release(s, "c1");
 	tap_ok(admin_int("ZCARD %s", "llmfcgi:c1:holders") == 0, "release removes the holder");
-	tap_ok(store_acquire(s, "c0", 0, &taken, &holders) == STORE_OK && !taken,
+	tap_ok(acquire(s, "c0", 0, &taken, &holders) == STORE_OK && !taken,
 	       "limit 0: never taken");
 
 	/* 6 processes want 3 places at once; the winners hold them and get SIGKILLed. */
@@ -354,7 +436,7 @@ static void test_holders(struct store *s)
 	long long one, won = 0;
 	for (int i = 0; i < 6 && read(counts[0], &one, sizeof one) == sizeof one; i++)
 		won += one;
-	tap_ok(store_acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK && !taken &&
+	tap_ok(acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK && !taken &&
 		       holders == 3 && won == 3,
 	       "6 processes, limit 3: exactly 3 hold (%lld), the 4th is refused", won);
 	for (int i = 0; i < 6; i++)
@@ -364,14 +446,14 @@ static void test_holders(struct store *s)
 	for (int i = 0; i < 6; i++)
 		waitpid(kids[i], NULL, 0);
 	/* Redis cannot see them die: their places come back with holder_ttl (5 s here). */
-	tap_ok(store_acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK && !taken,
+	tap_ok(acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK && !taken,
 	       "SIGKILLed holders still count until their TTL");
-	for (int i = 0; i < 300 && store_acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK &&
+	for (int i = 0; i < 300 && acquire(s, "conc|key:k", 3, &taken, &holders) == STORE_OK &&
 			!taken;
 	     i++)
 		usleep(100000);
 	tap_ok(taken && holders == 1, "after the TTL the dead holders' places are reclaimed");
-	store_release(s, "conc|key:k");
+	release(s, "conc|key:k");
 }
 
 static void test_fork(struct store *s)
@@ -520,6 +602,7 @@ int main(void)
 		return tap_done();
 	}
 	test_counters(s);
+	test_batch(s);
 	test_blobs(s);
 	test_expiry(s);
 	test_each(s);
