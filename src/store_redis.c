@@ -907,6 +907,7 @@ static enum store_result store_redis_get_blob(struct store *s, const char *name,
 
 static const struct store_ops store_redis_ops = {
 	.backend = "redis",
+	.defers = 1,
 	.batch = store_redis_batch,
 	.set = store_redis_set,
 	.each = store_redis_each,
