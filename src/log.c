@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "self.h"
 
 /* Per process: a worker inherits the parent's descriptor and level across fork. */
 static int log_fd = STDERR_FILENO;
@@ -158,7 +159,7 @@ static int put_pid(struct buf *line)
 	static long pid = -1;
 	static char text[48]; /* " llm-fcgi[", a long's 20 digits, "] " */
 	static size_t text_len;
-	long now = (long)getpid();
+	long now = (long)self_pid();
 	if (now != pid) {
 		text_len = (size_t)snprintf(text, sizeof text, " llm-fcgi[%ld] ", now);
 		pid = now;

@@ -17,6 +17,7 @@
 #include "limits_file.h"
 #include "pool.h"
 #include "route.h"
+#include "self.h"
 #include "spend.h"
 #include "store.h"
 #include "upstream.h"
@@ -167,7 +168,7 @@ void metrics_worker_start(struct server *srv, struct pool_slot *self)
 		return;
 	slot_index = self - srv->shared->slot;
 	if (page)
-		sweep_one(srv->store, &page->cur[slot_index], (int)getpid());
+		sweep_one(srv->store, &page->cur[slot_index], (int)self_pid());
 	add(srv->store, "M|starts", 1);
 }
 
@@ -188,7 +189,7 @@ void metrics_enter(struct request *rq, const char *who)
 	snprintf(c->route, sizeof c->route, "%s", rq->route ? rq->route->path : "");
 	snprintf(c->who, sizeof c->who, "%s", who ? who : "");
 	atomic_store(&c->started_ms, wall_ms());
-	atomic_store(&c->pid, (int)getpid());
+	atomic_store(&c->pid, (int)self_pid());
 	unsigned busy = pool_busy(rq->srv->shared), seen = atomic_load(&page->max_busy);
 	while (busy > seen && !atomic_compare_exchange_weak(&page->max_busy, &seen, busy))
 		;

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "route.h"
+#include "store.h"
 
 /* REQUEST_URI can be long; a route path never is. */
 #define PATH_MAX_BYTES 8192
@@ -65,7 +66,7 @@ void request_init(struct request *rq, struct server *srv, struct io *io)
 	rq->acc.ttft_ms = -1;
 }
 
-void request_finish(struct request *rq)
+void request_record(struct request *rq)
 {
 	/* Whatever wrote last, a failed write means the client left: one rule for every route. */
 	if (rq->resp.client_gone)
@@ -76,6 +77,17 @@ void request_finish(struct request *rq)
 	rq->acc.duration_ms = (request_now() - rq->started) * 1000.0;
 	rq->acc.flushes = rq->resp.flushes;
 	rq->acc.upstream_request_id = rq->upstream_request_id;
+	rq->recorded = 1;
+}
+
+void request_finish(struct request *rq)
+{
+	if (!rq->recorded)
+		request_record(rq);
+	/* What the request left for the store goes before its access line: a line in the log
+	 * means its usage is in the counters (tests and the operator's scripts rely on it). */
+	if (rq->srv->store)
+		(void)store_flush(rq->srv->store);
 	log_access(&rq->acc);
 	log_set_request_id(NULL);
 	response_release(&rq->resp);

@@ -45,14 +45,17 @@ struct request {
 	char upstream_request_id[128];
 	/* Written by this module, by serve.c and by the relay only: a handler reads it at most. */
 	struct access_record acc;
+	int recorded; /* request_record ran */
 };
 
 void server_init(struct server *srv, const struct config *cfg, struct upstream *up);
 
 /* Sets rq up for one request read from io (borrowed); release it with request_release. */
 void request_init(struct request *rq, struct server *srv, struct io *io);
-/* Completes the access record (status, duration, flushes; 499 when the client left), logs it
- * and releases what the request allocated. */
+/* Completes the access record (status, duration, flushes; 499 when the client left). */
+void request_record(struct request *rq);
+/* Completes the record unless request_record did, runs what the request left queued for the
+ * store (store_batch_later), logs the record and releases what the request allocated. */
 void request_finish(struct request *rq);
 
 /* Ends the request with an error: written in the route's dialect unless the response already

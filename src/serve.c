@@ -181,7 +181,8 @@ void serve_request(struct server *srv, struct io *io)
 	request_init(&rq, srv, io);
 	metrics_begin();
 	serve(&rq, &sp);
-	spend_end(&rq, &sp); /* the usage the relay recorded, added to the counters */
+	spend_end(&rq, &sp); /* the usage the relay recorded, for the counters */
+	request_record(&rq);
+	metrics_end(&rq, sp.who); /* the access record into the counters, with spend's in one call */
 	request_finish(&rq);
-	metrics_end(&rq, sp.who); /* the access record, complete, into the shared counters */
 }

@@ -745,8 +745,9 @@ void spend_end(struct request *rq, struct spend *sp)
 		push_limits(&b, rq, sp, &w, cost);
 		push_history(&b, rq, sp, &w, cost);
 	}
-	size_t refused;
-	enum store_result rc = b.n ? store_batch(rq->srv->store, b.op, b.n, &refused) : STORE_OK;
+	/* Held back with Redis, to go in the metrics' call or request_finish's flush: one round
+	 * trip at the end of a request, and still before its access line. */
+	enum store_result rc = b.n ? store_batch_later(rq->srv->store, b.op, b.n) : STORE_OK;
 	if (rc != STORE_OK)
 		(void)store_trouble(rq, rc);
 }

@@ -9,7 +9,7 @@ static int name_ok(const char *name)
 	return name && memchr(name, '\0', STORE_NAME_MAX) != NULL;
 }
 
-enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, size_t *refused)
+static enum store_result run(struct store *s, struct store_op *ops, size_t n, size_t *refused)
 {
 	*refused = n;
 	for (size_t i = 0; i < n; i++) {
@@ -18,6 +18,66 @@ enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, s
 			return STORE_FULL;
 	}
 	return n ? s->ops->batch(s, ops, n, refused) : STORE_OK;
+}
+
+enum store_result store_flush(struct store *s)
+{
+	size_t refused, n = s->queued;
+	s->queued = 0;
+	return run(s, s->queue, n, &refused);
+}
+
+/* The held operations go first, in the same backend call; they never refuse, so a refusal's
+ * index is the caller's own minus theirs. */
+enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, size_t *refused)
+{
+	size_t q = s->queued;
+	if (!q || n > STORE_QUEUE_MAX) {
+		enum store_result rc = q ? store_flush(s) : STORE_OK;
+		enum store_result mine = run(s, ops, n, refused);
+		return mine != STORE_OK ? mine : rc;
+	}
+	struct store_op all[2 * STORE_QUEUE_MAX];
+	memcpy(all, s->queue, q * sizeof all[0]);
+	memcpy(all + q, ops, n * sizeof all[0]);
+	s->queued = 0;
+	size_t r;
+	enum store_result rc = run(s, all, q + n, &r);
+	*refused = r >= q ? r - q : n;
+	for (size_t i = 0; i < n; i++)
+		ops[i].value = all[q + i].value;
+	return rc;
+}
+
+enum store_result store_batch_later(struct store *s, const struct store_op *ops, size_t n)
+{
+	if (!s->ops->defers || n > STORE_QUEUE_MAX) {
+		struct store_op now[STORE_QUEUE_MAX];
+		size_t refused, done = 0;
+		enum store_result rc = STORE_OK;
+		/* In pieces of the queue's size: the operations are const, run's values are not. */
+		while (done < n && rc == STORE_OK) {
+			size_t k = n - done < STORE_QUEUE_MAX ? n - done : STORE_QUEUE_MAX;
+			memcpy(now, ops + done, k * sizeof now[0]);
+			rc = run(s, now, k, &refused);
+			done += k;
+		}
+		return rc;
+	}
+	if (s->queued + n > STORE_QUEUE_MAX) {
+		enum store_result rc = store_flush(s);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!name_ok(ops[i].name))
+			return STORE_FULL;
+		size_t at = s->queued++;
+		s->queue[at] = ops[i];
+		strcpy(s->queue_name[at], ops[i].name); /* name_ok: it fits */
+		s->queue[at].name = s->queue_name[at];
+	}
+	return STORE_OK;
 }
 
 enum store_result store_get(struct store *s, const char *name, long long bucket, long long *value)

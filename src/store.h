@@ -77,6 +77,15 @@ struct store_op {
  * refusing, and the rest run. */
 enum store_result store_batch(struct store *s, struct store_op *ops, size_t n, size_t *refused);
 
+/* Has ops (ADD and RELEASE only: they never refuse; their names are copied) run with this
+ * process's next store_batch or store_flush, ahead of that call's own operations: with Redis a
+ * request's settle and its metrics' counters then share one round trip. The local backends,
+ * where a call costs a lock and no wait, run them at once. The result is the store's answer
+ * when they ran now, else STORE_OK (a later failure is that later call's). */
+enum store_result store_batch_later(struct store *s, const struct store_op *ops, size_t n);
+/* Runs what store_batch_later holds, if anything. */
+enum store_result store_flush(struct store *s);
+
 /* One operation's batches, for the callers with one thing to do. */
 /* The value of (name, bucket), 0 when there is none. */
 enum store_result store_get(struct store *s, const char *name, long long bucket, long long *value);

@@ -10,6 +10,9 @@
 
 struct store_ops {
 	const char *backend; /* "shm", "file", "redis" */
+	/* 1 when store_batch_later should hold operations back for the next call (each call is a
+	 * round trip); 0 runs them at once (a local call costs a lock, not a wait). */
+	int defers;
 	/* store_batch with every name checked, every value 0 and *refused n. */
 	enum store_result (*batch)(struct store *s, struct store_op *ops, size_t n,
 				   size_t *refused);
@@ -25,8 +28,14 @@ struct store_ops {
 	void (*close)(struct store *s);      /* frees s */
 };
 
+#define STORE_QUEUE_MAX 16 /* operations store_batch_later holds: a request's settle */
+
 struct store {
 	const struct store_ops *ops;
+	/* What store_batch_later holds back for this process's next call (store.c's alone). */
+	size_t queued;
+	struct store_op queue[STORE_QUEUE_MAX];
+	char queue_name[STORE_QUEUE_MAX][STORE_NAME_MAX];
 };
 
 #endif

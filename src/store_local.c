@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "self.h"
 
 #define MAGIC "llmfcgi\x02" /* \x02: the blob slots were added */
 #define LAYOUT_VERSION 1u
@@ -194,7 +195,7 @@ static uint64_t self_owner(void)
 {
 	static pid_t pid;
 	static uint64_t word;
-	pid_t now = getpid();
+	pid_t now = self_pid();
 	if (now != pid) {
 		char state;
 		unsigned long long start = 0;

@@ -53,6 +53,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "self.h"
 #include "store_impl.h"
 
 #define STORE_REDIS_PORT 6379
@@ -413,7 +414,7 @@ static void store_redis_adopt(struct store_redis *r)
 	char host[64] = "localhost";
 	struct timespec now;
 	store_redis_drop(r);
-	r->pid = getpid();
+	r->pid = self_pid();
 	r->retry_at = 0;
 	gethostname(host, sizeof host - 1);
 	host[sizeof host - 1] = 0;
@@ -425,7 +426,7 @@ static void store_redis_adopt(struct store_redis *r)
 /* A usable connection: 0, or -1 (the server is down; at most one connect try a second). */
 static int store_redis_ready(struct store_redis *r)
 {
-	if (r->pid != getpid())
+	if (r->pid != self_pid())
 		store_redis_adopt(r);
 	if (r->c)
 		return 0;
@@ -694,7 +695,7 @@ static enum store_result store_redis_batch(struct store *s, struct store_op *ops
 					   size_t *refused)
 {
 	struct store_redis *r = store_redis_of(s);
-	if (r->pid != getpid())
+	if (r->pid != self_pid())
 		store_redis_adopt(r); /* the member names this process */
 	if (store_redis_ready(r) < 0) /* connected first: the scripts' SHA-1s are the connection's */
 		return STORE_DOWN;
@@ -907,6 +908,7 @@ static enum store_result store_redis_get_blob(struct store *s, const char *name,
 
 static const struct store_ops store_redis_ops = {
 	.backend = "redis",
+	.defers = 1,
 	.batch = store_redis_batch,
 	.set = store_redis_set,
 	.each = store_redis_each,

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
+#include "self.h"
 #include "tap.h"
 
 static char path[] = "/tmp/test_log.XXXXXX";
@@ -36,8 +38,24 @@ static const char *str(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
 }
 
+/* The log's pid comes from self_pid's cache: right in the parent, and in a child forked after
+ * the parent asked (each forked worker's lines carry its own pid). */
+static void self_pid_after_fork(void)
+{
+	tap_ok(self_pid() == getpid(), "self_pid: this process's");
+	pid_t child = fork();
+	if (child == 0)
+		_exit(self_pid() == getpid() && self_pid() != getppid() ? 0 : 1);
+	int st = -1;
+	tap_ok(child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) &&
+		       WEXITSTATUS(st) == 0,
+	       "self_pid: a forked child's own, not its parent's");
+	tap_ok(self_pid() == getpid(), "self_pid: the parent's still");
+}
+
 int main(void)
 {
+	self_pid_after_fork();
 	int fd = mkstemp(path);
 	if (fd < 0 || log_open(path, LOG_INFO) < 0)
 		return 1;

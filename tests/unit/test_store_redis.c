@@ -151,6 +151,38 @@ static void test_batch(struct store *s)
 	release(s, "b|held");
 }
 
+/* Held back: store_batch_later sends nothing; the next batch carries it first, in the same
+ * EVALSHA, and its refusal index is the caller's own; store_flush sends what is left. */
+static void test_later(struct store *s)
+{
+	size_t refused;
+	long long v;
+	char name[16];
+	store_get(s, "warm", 1, &v);
+	long long evalsha = command_calls("evalsha");
+	struct store_op later[] = {{.kind = STORE_OP_ADD, .name = name, .bucket = 1, .delta = 4},
+				   {.kind = STORE_OP_RELEASE, .name = "l|c"}};
+	snprintf(name, sizeof name, "l|a");
+	tap_ok(store_batch_later(s, later, 2) == STORE_OK, "later: held back");
+	snprintf(name, sizeof name, "l|x"); /* the caller's buffer changes: the store kept a copy */
+	tap_is_int(command_calls("evalsha") - evalsha, 0, "later: nothing sent yet");
+	tap_ok(admin_int("EXISTS %s", "llmfcgi:l|a:1") == 0, "later: nothing ran yet");
+	struct store_op mine[] = {
+		{.kind = STORE_OP_GET, .name = "l|a", .bucket = 1, .limit = -1},
+		{.kind = STORE_OP_ADD_CAPPED, .name = "l|r", .bucket = 1, .delta = 1, .limit = 0},
+	};
+	tap_ok(store_batch(s, mine, 2, &refused) == STORE_OK && refused == 1 &&
+		       mine[0].value == 4,
+	       "later: the next batch runs it first; the refusal index is the batch's own");
+	tap_is_int(command_calls("evalsha") - evalsha, 1, "later: both in one EVALSHA");
+	tap_ok(admin_int("EXISTS %s", "llmfcgi:l|x:1") == 0, "later: under the name it had");
+	tap_ok(store_batch_later(s, later, 1) == STORE_OK && store_flush(s) == STORE_OK &&
+		       admin_int("GET %s", "llmfcgi:l|x:1") == 4,
+	       "later: store_flush sends it");
+	tap_ok(store_flush(s) == STORE_OK && command_calls("evalsha") - evalsha == 2,
+	       "later: a flush with nothing held sends nothing");
+}
+
 /* INFO stats' total_connections_received. */
 static long long connections(void)
 {
@@ -603,6 +635,7 @@ int main(void)
 	}
 	test_counters(s);
 	test_batch(s);
+	test_later(s);
 	test_blobs(s);
 	test_expiry(s);
 	test_each(s);
