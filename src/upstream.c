@@ -384,7 +384,8 @@ static int connect_upstream(struct upstream *u, const struct upstream_request *r
 }
 
 /* Waits until the connection is ready for events (POLLIN, POLLOUT), watching the client too.
- * Returns 0, or -1 when the attempt stops. */
+ * Returns 1 when the connection is ready (or failed), 0 when the wait ended for another reason
+ * (the client stirred, a tick or deadline is due), -1 when the attempt stops. */
 static int wait_io(struct upstream *u, const struct upstream_request *rq, short events)
 {
 	int wait_ms = before_wait(u, rq);
@@ -393,7 +394,7 @@ static int wait_io(struct upstream *u, const struct upstream_request *rq, short 
 	struct pollfd p[2] = {{.fd = u->fd, .events = events}, {.fd = u->watch, .events = POLLIN}};
 	int r = poll(p, u->watch >= 0 ? 2 : 1, wait_ms);
 	u->stirred = r > 0 && u->watch >= 0 && p[1].revents;
-	return 0;
+	return r > 0 && p[0].revents;
 }
 
 /* Stops the attempt as broken, saying why (static text, or libcurl's). */
@@ -505,11 +506,14 @@ static int ended(struct upstream *u, CURLcode rc, int *done)
 static int receive(struct upstream *u, const struct upstream_request *rq, int *done)
 {
 	http1_init(&u->http);
-	/* Bytes OpenSSL read ahead (a record after the last response) are not the socket's. */
+	/* Bytes OpenSSL read ahead (a record after the last response) are invisible to poll. */
 	int ready = u->ssl && tls_pending(u->ssl);
 	for (;;) {
-		if (ready ? before_wait(u, rq) < 0 : wait_io(u, rq, POLLIN) < 0)
+		int w = ready ? before_wait(u, rq) : wait_io(u, rq, POLLIN);
+		if (w < 0)
 			return EXCHANGED;
+		if (!ready && !w)
+			continue;
 		size_t got = 0;
 		CURLcode rc = curl_easy_recv(u->easy, u->in, sizeof u->in, &got);
 		if (rc == CURLE_AGAIN) {
