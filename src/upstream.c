@@ -361,14 +361,14 @@ static int connect_upstream(struct upstream *u, const struct upstream_request *r
 		curl_multi_poll(u->multi, u->watch >= 0 ? &wfd : NULL, u->watch >= 0 ? 1 : 0, wait_ms, NULL);
 		u->stirred = u->watch >= 0 && wfd.revents;
 	}
-	CURLcode rc = running ? CURLE_OK : CURLE_COULDNT_CONNECT;
+	CURLcode rc = CURLE_COULDNT_CONNECT; /* unless libcurl says how the connect ended */
 	int msgs;
 	CURLMsg *msg;
 	while ((msg = curl_multi_info_read(u->multi, &msgs)))
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == u->easy)
 			rc = msg->data.result;
 	curl_socket_t fd = CURL_SOCKET_BAD;
-	if (!u->aborted && !running && rc == CURLE_OK &&
+	if (!u->aborted && rc == CURLE_OK &&
 	    curl_easy_getinfo(u->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD) {
 		u->fd = (int)fd;
 		struct curl_tlssessioninfo *tls = NULL;
@@ -577,7 +577,7 @@ static void attempt(struct upstream *u, const struct upstream_request *rq,
 	if (build_request(u, rq) < 0) {
 		/* Configuration (a URL or key) or a client's header past the caps: no call can go. */
 		res->outcome = UP_CONNECT_FAILED;
-		snprintf(res->detail, sizeof res->detail, "the upstream request's headers are too long");
+		snprintf(res->detail, sizeof res->detail, "the upstream request's headers are too long or break a line");
 		return;
 	}
 	int done = 0;
