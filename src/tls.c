@@ -74,6 +74,16 @@ void tls_attach(void *ssl_ctx)
 	SSL_CTX_set1_cert_store(ssl_ctx, store);
 }
 
+void tls_read_ahead(void *ssl_ctx)
+{
+	SSL_CTX_set_read_ahead(ssl_ctx, 1);
+}
+
+int tls_pending(void *ssl)
+{
+	return SSL_has_pending(ssl);
+}
+
 void tls_cleanup(void)
 {
 	X509_STORE_free(store);

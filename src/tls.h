@@ -16,6 +16,12 @@ int tls_init(const char *ca_file);
 int tls_shared(void);
 /* Gives an OpenSSL SSL_CTX (as libcurl's CURLOPT_SSL_CTX_FUNCTION passes it) the shared store. */
 void tls_attach(void *ssl_ctx);
+/* Lets a context (an OpenSSL SSL_CTX) read ahead: a record comes in one read instead of two (its
+ * header, then the rest), so a relayed delta costs one read. Whoever reads must then ask
+ * tls_pending before waiting on the socket. */
+void tls_read_ahead(void *ssl_ctx);
+/* 1 when the connection (an OpenSSL SSL*) holds bytes it read but has not handed out yet. */
+int tls_pending(void *ssl);
 void tls_cleanup(void);
 
 #endif

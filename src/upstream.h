@@ -1,7 +1,8 @@
-/* upstream: the only module that includes curl/curl.h. One per worker process: it keeps one easy
- * handle (and so one kept-alive connection, one TLS session) across requests, applies the four
- * timeouts, retries what may be retried before the response commits, and hands the body to a
- * sink. It knows nothing of SSE or of our endpoints. */
+/* upstream: the only module that includes curl/curl.h. One per worker process: it keeps one
+ * connection (and one TLS session) across requests, which libcurl opens (DNS, proxy, TLS) and on
+ * which it speaks HTTP/1.1 itself (http1.h parses the answers), applies the four timeouts, retries
+ * what may be retried before the response commits, and hands the body to a sink. It knows
+ * nothing of SSE or of our endpoints. */
 #ifndef LLM_UPSTREAM_H
 #define LLM_UPSTREAM_H
 

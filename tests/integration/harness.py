@@ -338,10 +338,12 @@ class RedisMonitor:
 
 
 class Emulator(Managed):
-    def __init__(self, tmp, words=20, delay_ms=0, ttft_ms=0):
+    def __init__(self, tmp, words=20, delay_ms=0, ttft_ms=0, port=0):
         self.port_file = os.path.join(tmp, "emu.port")
         self.log = os.path.join(tmp, "emu.log")
-        self.proc = spawn([LLM_EMU, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)  # one left by an emulator this one replaces
+        self.proc = spawn([LLM_EMU, "--listen", "127.0.0.1:%d" % port, "--port-file", self.port_file,
                            "--key", API_KEY, "--words", str(words), "--delay-ms", str(delay_ms),
                            "--ttft-ms", str(ttft_ms), "-v"], env=clean_env(), log=self.log)
         wait_for(lambda: os.path.exists(self.port_file), what="emulator port file")

@@ -11,8 +11,8 @@ import socket
 import threading
 import time
 
-from harness import (SLOW, Stack, Stream, http, http_json, marker, q, run_tests, sse_events,
-                     wait_for)
+from harness import (SLOW, Emulator, Proc, Stack, Stream, http, http_json, marker, q, run_tests,
+                     sse_events, wait_for)
 
 J = {"Content-Type": "application/json"}
 SSE = {"Accept": "text/event-stream", "Content-Type": "application/json"}
@@ -144,6 +144,36 @@ def check_retries(tap):
         log = s.pool.log_text()
         tap.ok(len(re.findall(r"upstream attempt [123]: done, status 529", log)) >= 3,
                "every attempt is logged")
+    finally:
+        s.stop()
+
+
+def check_kept_connection(tap):
+    """A worker keeps its upstream connection: later requests open none. When the upstream closed
+    it meanwhile (here, a restart), the request goes again on a new connection, once, as a
+    transparent resend rather than a retry (max_retries is 0)."""
+    s = Stack(workers=1, settings={"max_retries": 0})
+    try:
+        r = summarize(s.base, "warm up")
+        before = s.emu.stats()["connections_accepted"]
+        codes = [summarize(s.base, "kept %d" % i)[0] for i in range(5)]
+        st = Stream("POST", s.base + "/stream", json.dumps({"text": "kept stream"}), SSE)
+        evs = sse_events(st.read_all())
+        after = s.emu.stats()["connections_accepted"]
+        # each stats() call is a connection of its own: the second one is the only new one
+        tap.ok(r[0] == 200 and codes == [200] * 5 and evs and evs[-1][0] == "done" and after - before == 1,
+               "six requests after the first open no upstream connection", (r[0], codes, after - before))
+        port = s.emu.port
+        Proc.stop(s.emu.proc.pid)
+        s.emu = s.add(Emulator(s.tmp, port=port))
+        r = summarize(s.base, marker("kept-restart") + " after a restart")
+        tap.ok(r[0] == 200 and s.emu.stats("kept-restart")["attempts"] == 1,
+               "a kept connection the upstream closed: the request is sent again on a new one", r[0])
+        st = Stream("POST", s.base + "/stream", json.dumps({"text": "and a stream"}), SSE)
+        evs = sse_events(st.read_all())
+        tap.ok(evs and evs[-1][0] == "done", "the new connection is kept too", [e[0] for e in evs][-1:])
+        acc = s.pool.access()[-2]
+        tap.eq(acc.get("attempts"), 1, "the resend is not an attempt of its own")
     finally:
         s.stop()
 
@@ -280,6 +310,7 @@ def check_lifecycle(tap):
 def main(tap):
     check_timeouts(tap)
     check_retries(tap)
+    check_kept_connection(tap)
     check_lifecycle(tap)
 
 
