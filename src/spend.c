@@ -516,8 +516,8 @@ static void refuse(struct request *rq, const char *who, enum limits_kind k, long
 /* ---- the batches ----
  *
  * A request talks to the store twice: one batch checks every limit of both scopes, one settles
- * (gives the places back and adds what the request used). Each is one call of the store, one
- * round trip with Redis. */
+ * (gives the places back and adds what the request used). The check is one call of the store,
+ * one round trip with Redis; the settle is held back to go with the metrics' batch. */
 
 /* The most operations of one batch: the checks are five per scope, the settling two releases,
  * three adds per scope and the usage report's six. */

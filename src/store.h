@@ -10,9 +10,10 @@
  *   - Redis or Valkey (limits_store = redis://HOST:PORT[/DB]) through hiredis: one persistent
  *     connection per process, a short timeout, atomic updates by Lua scripts.
  *
- * Every update is atomic, and a batch of them is one unit (store_batch below): a request asks
- * the store three times whatever it does — its limits checked, its usage added, its metrics —
- * one lock each locally, one round trip each to Redis. A counter is named (name, bucket): the name says what and for whom
+ * Every update is atomic, and a batch of them is one unit (store_batch below): a request's limits
+ * are checked in one batch before the upstream is called, its usage and its metrics added in
+ * another at its end (store_batch_later holds the first part back for the second): two locks
+ * locally, two round trips to Redis. A counter is named (name, bucket): the name says what and for whom
  * ("rpm|key:alice"), the bucket which window or period (the minute since the epoch, a day as
  * YYYYMMDD, a month as YYYYMM). A counter kept for an older bucket reads as 0 for a newer one, so
  * windows roll over without anybody resetting them; expires_at (Unix seconds) lets a backend
