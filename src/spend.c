@@ -433,12 +433,6 @@ static size_t name_put(char *name, size_t cap, size_t len, const char *s)
 	return len + n;
 }
 
-static void counter(char *name, size_t cap, char kind, const char *who)
-{
-	const char head[] = {kind, '|', '\0'};
-	name_put(name, cap, name_put(name, cap, 0, head), who);
-}
-
 /* ---- refusals ---- */
 
 long spend_retry_after(enum limits_kind k, time_t now)
@@ -532,13 +526,19 @@ struct batch {
 };
 
 /* The next operation, on the counter (kind, who). The sizes above hold by construction. */
+_Static_assert(SPEND_WHO_MAX + 2 <= STORE_NAME_MAX, "a counter's name holds any identity");
 static struct store_op *batch_push(struct batch *b, enum store_op_kind op, char kind,
 				   const char *who)
 {
 	if (b->n == BATCH_MAX)
 		abort();
 	struct store_op *o = &b->op[b->n];
-	counter(b->name[b->n], STORE_NAME_MAX, kind, who);
+	/* "k|who", copied whole: who is an identity (under SPEND_WHO_MAX) or SERVER, so it fits;
+	 * a request builds some twenty of these names, and each by name_put cost twice this. */
+	char *name = b->name[b->n];
+	name[0] = kind;
+	name[1] = '|';
+	memcpy(name + 2, who, strlen(who) + 1);
 	o->kind = op;
 	o->name = b->name[b->n++];
 	return o;
@@ -554,9 +554,12 @@ static void push_checks(struct batch *b, int server, const char *who,
 		enum limits_kind k;
 		char counter;
 		enum store_op_kind op;
-	} checks[] = {{LIMITS_USD_DAY, 'd', STORE_OP_GET}, {LIMITS_USD_MONTH, 'm', STORE_OP_GET},
-		      {LIMITS_TPM, 't', STORE_OP_GET}, {LIMITS_RPM, 'r', STORE_OP_ADD_CAPPED},
-		      {LIMITS_CONCURRENT, 'c', STORE_OP_ACQUIRE}};
+		enum limits_period period; /* limits_period_of(k), not asked per request */
+	} checks[] = {{LIMITS_USD_DAY, 'd', STORE_OP_GET, LIMITS_DAY},
+		      {LIMITS_USD_MONTH, 'm', STORE_OP_GET, LIMITS_MONTH},
+		      {LIMITS_TPM, 't', STORE_OP_GET, LIMITS_MINUTE},
+		      {LIMITS_RPM, 'r', STORE_OP_ADD_CAPPED, LIMITS_MINUTE},
+		      {LIMITS_CONCURRENT, 'c', STORE_OP_ACQUIRE, LIMITS_MINUTE}};
 	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
 		long long limit = lim->v[checks[i].k];
 		if (limit < 0)
@@ -564,7 +567,7 @@ static void push_checks(struct batch *b, int server, const char *who,
 		b->kind[b->n] = checks[i].k;
 		b->server[b->n] = server;
 		struct store_op *o = batch_push(b, checks[i].op, checks[i].counter, who);
-		o->bucket = w->bucket[limits_period_of(checks[i].k)];
+		o->bucket = w->bucket[checks[i].period];
 		o->delta = 1;
 		o->limit = checks[i].op == STORE_OP_ACQUIRE && limit > 100000 ? 100000 : limit;
 		o->expires_at = w->end[LIMITS_MINUTE] + WINDOW_KEEP;

@@ -9,12 +9,22 @@ static int name_ok(const char *name)
 	return name && memchr(name, '\0', STORE_NAME_MAX) != NULL;
 }
 
+/* name_ok, and the length found on the way kept for the backend (which hashes the name). */
+static int op_ok(struct store_op *op)
+{
+	const char *end = op->name ? memchr(op->name, '\0', STORE_NAME_MAX) : NULL;
+	if (!end)
+		return 0;
+	op->name_len = (size_t)(end - op->name);
+	return 1;
+}
+
 static enum store_result run(struct store *s, struct store_op *ops, size_t n, size_t *refused)
 {
 	*refused = n;
 	for (size_t i = 0; i < n; i++) {
 		ops[i].value = 0;
-		if (!name_ok(ops[i].name))
+		if (!op_ok(&ops[i]))
 			return STORE_FULL;
 	}
 	return n ? s->ops->batch(s, ops, n, refused) : STORE_OK;

@@ -69,6 +69,7 @@ struct store_op {
 	long long limit;      /* GET (< 0: never refuses), ADD_CAPPED, ACQUIRE */
 	long long expires_at; /* ADD, ADD_CAPPED: Unix seconds, 0 or less: kept for good */
 	long long value;      /* out, 0 for an operation that did not run */
+	size_t name_len;      /* strlen(name): store_batch sets it for the backends */
 };
 
 /* Runs ops[0..n). *refused is the index of the operation that refused, n when none did.
