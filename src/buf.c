@@ -94,6 +94,16 @@ int buf_appendc(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
+int buf_append_u(struct buf *b, unsigned long long v)
+{
+	char d[20]; /* 2^64 - 1 has 20 digits */
+	char *p = d + sizeof d;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	return buf_append(b, p, (size_t)(d + sizeof d - p));
+}
+
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -29,7 +29,14 @@ int response_add_header(struct response *r, const char *name, const char *value)
 		return -1;
 	if (strpbrk(value, "\r\n"))
 		return 0;
-	return buf_printf(&r->headers, "%s: %s\r\n", name, value);
+	/* Whole or not at all: the room is checked before the first piece goes in. */
+	struct buf *h = &r->headers;
+	size_t n = strlen(name), v = strlen(value);
+	if (n + v + 4 > h->max || h->len > h->max - (n + v + 4))
+		return -1;
+	BUF_MUST(buf_append(h, name, n) || buf_append(h, ": ", 2) || buf_append(h, value, v) ||
+		 buf_append(h, "\r\n", 2)); /* the room is there: checked above */
+	return 0;
 }
 
 static int io_write(struct response *r, const char *p, size_t n)
@@ -60,10 +67,15 @@ static int write_head(struct response *r, int status, const char *content_type, 
 {
 	struct buf *h = &r->frame;
 	buf_reset(h);
-	/* The headers are at most HEADERS_MAX, the rest a few short lines: far below FRAME_MAX. */
-	BUF_MUST(buf_printf(h, "Status: %d %s\r\nContent-Type: %s\r\n", status, err_reason(status),
-			    content_type) ||
-		 (length >= 0 && buf_printf(h, "Content-Length: %lld\r\n", length)) ||
+	/* The headers are at most HEADERS_MAX, the rest a few short lines: far below FRAME_MAX.
+	 * Appended, not printed: two buf_printf were 5,000 instructions a request (callgrind). */
+	BUF_MUST(buf_appends(h, "Status: ") || buf_append_u(h, (unsigned)status) ||
+		 buf_appendc(h, ' ') || buf_appends(h, err_reason(status)) ||
+		 buf_appends(h, "\r\nContent-Type: ") || buf_appends(h, content_type) ||
+		 buf_appends(h, "\r\n") ||
+		 (length >= 0 && (buf_appends(h, "Content-Length: ") ||
+				  buf_append_u(h, (unsigned long long)length) ||
+				  buf_appends(h, "\r\n"))) ||
 		 buf_append(h, r->headers.data ? r->headers.data : "", r->headers.len) ||
 		 buf_appends(h, "\r\n"));
 	r->status = status;

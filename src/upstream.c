@@ -238,15 +238,20 @@ static int build_request(struct upstream *u, const struct upstream_request *rq)
 	if (!one_line(rq->path) || strchr(rq->path, ' ') || !one_line(key) || !one_line(version) ||
 	    (rq->anthropic_beta && !one_line(rq->anthropic_beta)))
 		return -1;
-	/* The key is sent only here, and this buffer is never logged. */
-	int bad = buf_printf(b,
-			     "POST %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: llm-fcgi/" PACKAGE_VERSION "\r\n"
-			     "x-api-key: %s\r\nanthropic-version: %s\r\n",
-			     u->prefix, rq->path, u->host, key, version);
+	/* The key is sent only here, and this buffer is never logged. Appended piece by piece:
+	 * buf_printf's two vsnprintf passes were 8,800 instructions a request (callgrind). */
+	int bad = buf_appends(b, "POST ") || buf_appends(b, u->prefix) ||
+		  buf_appends(b, rq->path) || buf_appends(b, " HTTP/1.1\r\nHost: ") ||
+		  buf_appends(b, u->host) ||
+		  buf_appends(b, "\r\nUser-Agent: llm-fcgi/" PACKAGE_VERSION "\r\nx-api-key: ") ||
+		  buf_appends(b, key) || buf_appends(b, "\r\nanthropic-version: ") ||
+		  buf_appends(b, version) || buf_appends(b, "\r\n");
 	if (rq->anthropic_beta)
-		bad = bad || buf_printf(b, "anthropic-beta: %s\r\n", rq->anthropic_beta);
-	bad = bad || buf_printf(b, "content-type: application/json\r\naccept: application/json\r\n"
-				   "content-length: %zu\r\n\r\n", rq->body_len);
+		bad = bad || buf_appends(b, "anthropic-beta: ") ||
+		      buf_appends(b, rq->anthropic_beta) || buf_appends(b, "\r\n");
+	bad = bad || buf_appends(b, "content-type: application/json\r\naccept: application/json\r\n"
+				    "content-length: ") ||
+	      buf_append_u(b, rq->body_len) || buf_appends(b, "\r\n\r\n");
 	bad = bad || b->len > REQUEST_HEAD_MAX;
 	if (!bad && rq->body_len <= INLINE_BODY_MAX)
 		BUF_MUST(buf_append(b, rq->body, rq->body_len)); /* the head fits REQUEST_HEAD_MAX */

@@ -226,8 +226,29 @@ static void test_note(void)
 	buf_release(&b);
 }
 
+/* buf_append_u against printf's "%llu", and its cap: all or nothing. */
+static void test_append_u(void)
+{
+	static const unsigned long long v[] = {0, 7, 10, 99, 100, 4096, 18446744073709551615ull};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		struct buf b;
+		char want[32];
+		buf_init(&b, 64);
+		snprintf(want, sizeof want, "x%llu", v[i]);
+		tap_ok(buf_appendc(&b, 'x') == 0 && buf_append_u(&b, v[i]) == 0 &&
+			       strcmp(buf_cstr(&b), want) == 0,
+		       "buf_append_u(%llu) is printf's", v[i]);
+		buf_release(&b);
+	}
+	struct buf b;
+	buf_init(&b, 3);
+	tap_ok(buf_append_u(&b, 1234) < 0 && b.len == 0, "buf_append_u: past the cap, nothing");
+	buf_release(&b);
+}
+
 int main(void)
 {
+	test_append_u();
 	test_empty();
 	test_append();
 	test_exact_cap();
