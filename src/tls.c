@@ -56,20 +56,24 @@ int tls_shared(void)
 	return store != NULL;
 }
 
-/* The handshake's transient allocations (certificate decoding, key exchange, the 16 KB handshake
- * buffer) are freed when it ends, but their pages stay in the worker's heap, dirty and private.
+/* The connection whose handshake finished last: a worker has one at a time. */
+static const SSL *handshaken;
+
+/* At the end of each handshake: note the connection (tls_connection), and give memory back. The
+ * handshake's transient allocations (certificate decoding, key exchange, the 16 KB handshake
+ * buffer) are freed when it ends, but their pages stay in the worker's heap, dirty and private;
  * malloc_trim hands the whole free pages among them back to the kernel: once per connection. */
 static void on_info(const SSL *ssl, int where, int ret)
 {
-	(void)ssl;
 	(void)ret;
-	if (where & SSL_CB_HANDSHAKE_DONE)
-		malloc_trim(0);
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	handshaken = ssl;
+	malloc_trim(0);
 }
 
 void tls_attach(void *ssl_ctx)
 {
-	SSL_CTX_set_info_callback(ssl_ctx, on_info);
 	/* set1 takes its own reference: the store outlives every context that uses it. */
 	SSL_CTX_set1_cert_store(ssl_ctx, store);
 }
@@ -77,9 +81,20 @@ void tls_attach(void *ssl_ctx)
 void tls_read_ahead(void *ssl_ctx)
 {
 	SSL_CTX_set_read_ahead(ssl_ctx, 1);
+	SSL_CTX_set_info_callback(ssl_ctx, on_info);
 }
 
-int tls_pending(void *ssl)
+void tls_forget_connection(void)
+{
+	handshaken = NULL;
+}
+
+const void *tls_connection(void)
+{
+	return handshaken;
+}
+
+int tls_pending(const void *ssl)
 {
 	return SSL_has_pending(ssl);
 }

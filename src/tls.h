@@ -20,8 +20,13 @@ void tls_attach(void *ssl_ctx);
  * header, then the rest), so a relayed delta costs one read. Whoever reads must then ask
  * tls_pending before waiting on the socket. */
 void tls_read_ahead(void *ssl_ctx);
+/* The connection (an OpenSSL SSL*) whose handshake finished last in this process, in a context
+ * tls_read_ahead set up; NULL after tls_forget_connection (call it before connecting: a closed
+ * connection's SSL* is freed). */
+const void *tls_connection(void);
+void tls_forget_connection(void);
 /* 1 when the connection (an OpenSSL SSL*) holds bytes it read but has not handed out yet. */
-int tls_pending(void *ssl);
+int tls_pending(const void *ssl);
 void tls_cleanup(void);
 
 #endif

@@ -36,7 +36,7 @@ struct upstream {
 	CURL *easy;   /* CONNECT_ONLY: holds the one connection while it stays in multi */
 	int connected;
 	int fd;       /* the connection's socket while connected */
-	void *ssl;    /* its OpenSSL SSL*, or NULL (plain, or another TLS backend) */
+	const void *ssl; /* its OpenSSL SSL*, or NULL (plain, or another TLS backend) */
 	unsigned rand_state;
 	char *host;   /* the Host header, and the URL's path before rq->path, from upstream_url */
 	char *prefix;
@@ -356,6 +356,7 @@ static int connect_upstream(struct upstream *u, const struct upstream_request *r
 		return -1;
 	}
 	u->connected = 1; /* from here on, disconnect() takes the handle out again */
+	tls_forget_connection(); /* the last one's SSL* may be freed by now */
 	while (!u->aborted) {
 		if (curl_multi_perform(u->multi, &running) != CURLM_OK || !running)
 			break;
@@ -376,10 +377,9 @@ static int connect_upstream(struct upstream *u, const struct upstream_request *r
 	if (!u->aborted && rc == CURLE_OK &&
 	    curl_easy_getinfo(u->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD) {
 		u->fd = (int)fd;
-		struct curl_tlssessioninfo *tls = NULL;
-		if (curl_easy_getinfo(u->easy, CURLINFO_TLS_SSL_PTR, &tls) == CURLE_OK && tls &&
-		    tls->backend == CURLSSLBACKEND_OPENSSL)
-			u->ssl = tls->internals;
+		/* libcurl 7.88 answers CURLINFO_TLS_SSL_PTR of a CONNECT_ONLY handle with no SSL*
+		 * (measured): tls.c notes the connection whose handshake just finished instead. */
+		u->ssl = tls_connection();
 		return 0;
 	}
 	if (!u->aborted)
