@@ -14,28 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store_places.h"
 #include "tap.h"
 
 static char dir[64];
-
-/* A place among name's holders, and giving it back: one-operation batches. */
-static enum store_result acquire(struct store *s, const char *name, unsigned limit, int *taken,
-				 unsigned *holders)
-{
-	struct store_op op = {.kind = STORE_OP_ACQUIRE, .name = name, .limit = limit};
-	size_t refused;
-	enum store_result rc = store_batch(s, &op, 1, &refused);
-	*taken = rc == STORE_OK && refused == 1;
-	*holders = (unsigned)op.value;
-	return rc;
-}
-
-static void release(struct store *s, const char *name)
-{
-	struct store_op op = {.kind = STORE_OP_RELEASE, .name = name};
-	size_t refused;
-	store_batch(s, &op, 1, &refused);
-}
 
 static void semantics(struct store *s, const char *what)
 {

@@ -18,31 +18,13 @@
 #include "buf.h"
 #include "clock.h"
 #include "store.h"
+#include "store_places.h"
 #include "tap.h"
 
 static int port;
 static pid_t server;
 static char url[128];
 static const char *admin_password; /* what the admin connection AUTHs with, when set */
-
-/* A place among name's holders, and giving it back: one-operation batches. */
-static enum store_result acquire(struct store *s, const char *name, unsigned limit, int *taken,
-				 unsigned *holders)
-{
-	struct store_op op = {.kind = STORE_OP_ACQUIRE, .name = name, .limit = limit};
-	size_t refused;
-	enum store_result rc = store_batch(s, &op, 1, &refused);
-	*taken = rc == STORE_OK && refused == 1;
-	*holders = (unsigned)op.value;
-	return rc;
-}
-
-static void release(struct store *s, const char *name)
-{
-	struct store_op op = {.kind = STORE_OP_RELEASE, .name = name};
-	size_t refused;
-	store_batch(s, &op, 1, &refused);
-}
 
 static int free_port(void)
 {
