@@ -94,14 +94,36 @@ int buf_appendc(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
-int buf_append_u(struct buf *b, unsigned long long v)
+size_t buf_digits_u(char *out, unsigned long long v)
 {
-	char d[20]; /* 2^64 - 1 has 20 digits */
+	char d[BUF_DIGITS_MAX];
 	char *p = d + sizeof d;
 	do
 		*--p = (char)('0' + v % 10);
 	while ((v /= 10) > 0);
-	return buf_append(b, p, (size_t)(d + sizeof d - p));
+	size_t n = (size_t)(d + sizeof d - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+size_t buf_digits(char *out, long long v)
+{
+	if (v >= 0)
+		return buf_digits_u(out, (unsigned long long)v);
+	*out = '-';
+	return 1 + buf_digits_u(out + 1, 0ull - (unsigned long long)v);
+}
+
+int buf_append_u(struct buf *b, unsigned long long v)
+{
+	char d[BUF_DIGITS_MAX];
+	return buf_append(b, d, buf_digits_u(d, v));
+}
+
+int buf_append_i(struct buf *b, long long v)
+{
+	char d[BUF_DIGITS_MAX];
+	return buf_append(b, d, buf_digits(d, v));
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

@@ -25,8 +25,14 @@ void buf_init(struct buf *b, size_t max);
 BUF_RESULT int buf_append(struct buf *b, const void *p, size_t n);
 BUF_RESULT int buf_appends(struct buf *b, const char *s);
 BUF_RESULT int buf_appendc(struct buf *b, char c);
-/* v in decimal: what buf_printf's "%llu" gives, without its cost on a per-request path. */
+/* v in decimal: what buf_printf's "%llu" / "%lld" give, without their cost on a per-request path. */
 BUF_RESULT int buf_append_u(struct buf *b, unsigned long long v);
+BUF_RESULT int buf_append_i(struct buf *b, long long v);
+/* The same into a plain array (no NUL): returns how many bytes were written, at most
+ * BUF_DIGITS_MAX (18446744073709551615 and -9223372036854775808 have 20). */
+#define BUF_DIGITS_MAX 20
+size_t buf_digits_u(char *out, unsigned long long v);
+size_t buf_digits(char *out, long long v);
 BUF_RESULT int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 BUF_RESULT int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));

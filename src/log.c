@@ -105,24 +105,6 @@ static void log_write(struct buf *line)
 	}
 }
 
-/* Appends the decimal digits of v. */
-static int put_u64(struct buf *b, unsigned long long v)
-{
-	char t[20];
-	size_t i = sizeof t;
-	do
-		t[--i] = (char)('0' + v % 10);
-	while (v /= 10);
-	return buf_append(b, t + i, sizeof t - i);
-}
-
-static int put_i64(struct buf *b, long long v)
-{
-	if (v >= 0)
-		return put_u64(b, (unsigned long long)v);
-	return buf_appendc(b, '-') || put_u64(b, 0ull - (unsigned long long)v);
-}
-
 /* n digits of v, zero-padded (v < 10^n). */
 static int put_padded(struct buf *b, unsigned long v, size_t n)
 {
@@ -286,14 +268,14 @@ static int put_ms(struct buf *b, double ms)
 		return buf_append(b, s, n > 0 && (size_t)n < sizeof s ? (size_t)n : 0);
 	}
 	unsigned long long tenths = (unsigned long long)(t + 0.5);
-	return put_u64(b, tenths / 10) || buf_appendc(b, '.') ||
+	return buf_append_u(b, tenths / 10) || buf_appendc(b, '.') ||
 	       buf_appendc(b, (char)('0' + tenths % 10));
 }
 
 /* Micro-dollars (>= 0) as dollars with six decimals, exact. */
 static int put_usd(struct buf *b, long long micro)
 {
-	return put_i64(b, micro / 1000000) || buf_appendc(b, '.') ||
+	return buf_append_i(b, micro / 1000000) || buf_appendc(b, '.') ||
 	       put_padded(b, (unsigned long)(micro % 1000000), 6);
 }
 
@@ -310,21 +292,21 @@ static int access_json(struct buf *b, const struct access_record *a)
 	int bad = buf_append(b, "{\"req\":", 7) || put_str(b, log_req_id, sizeof log_req_id) ||
 		  PUT_KEY(b, "method") || put_str(b, a->method, ACCESS_METHOD_MAX) ||
 		  PUT_KEY(b, "route") || put_str(b, a->route, ACCESS_ROUTE_MAX) ||
-		  PUT_KEY(b, "status") || put_i64(b, a->status) || PUT_KEY(b, "attempts") ||
-		  put_i64(b, a->attempts) || PUT_KEY(b, "ttft_ms") ||
+		  PUT_KEY(b, "status") || buf_append_i(b, a->status) || PUT_KEY(b, "attempts") ||
+		  buf_append_i(b, a->attempts) || PUT_KEY(b, "ttft_ms") ||
 		  (a->ttft_ms >= 0 ? put_ms(b, a->ttft_ms) : buf_append(b, "null", 4)) ||
 		  PUT_KEY(b, "duration_ms") || put_ms(b, a->duration_ms) ||
-		  PUT_KEY(b, "input_tokens") || put_i64(b, a->input_tokens) ||
-		  PUT_KEY(b, "output_tokens") || put_i64(b, a->output_tokens);
+		  PUT_KEY(b, "input_tokens") || buf_append_i(b, a->input_tokens) ||
+		  PUT_KEY(b, "output_tokens") || buf_append_i(b, a->output_tokens);
 	if (a->output_tokens_estimated)
 		bad = bad || PUT_KEY(b, "output_tokens_estimated") || put_bool(b, 1);
 	if (a->cache_write_5m_tokens || a->cache_write_1h_tokens || a->cache_read_tokens)
 		bad = bad || PUT_KEY(b, "cache_write_5m_tokens") ||
-		      put_i64(b, a->cache_write_5m_tokens) || PUT_KEY(b, "cache_write_1h_tokens") ||
-		      put_i64(b, a->cache_write_1h_tokens) || PUT_KEY(b, "cache_read_tokens") ||
-		      put_i64(b, a->cache_read_tokens);
-	bad = bad || PUT_KEY(b, "flushes") || put_u64(b, a->flushes) ||
-	      PUT_KEY(b, "delta_flushes") || put_u64(b, a->delta_flushes) ||
+		      buf_append_i(b, a->cache_write_5m_tokens) || PUT_KEY(b, "cache_write_1h_tokens") ||
+		      buf_append_i(b, a->cache_write_1h_tokens) || PUT_KEY(b, "cache_read_tokens") ||
+		      buf_append_i(b, a->cache_read_tokens);
+	bad = bad || PUT_KEY(b, "flushes") || buf_append_u(b, a->flushes) ||
+	      PUT_KEY(b, "delta_flushes") || buf_append_u(b, a->delta_flushes) ||
 	      PUT_KEY(b, "cancelled") || put_bool(b, a->cancelled);
 	if (a->error)
 		bad = bad || PUT_KEY(b, "error") || put_str(b, a->error, ACCESS_ID_MAX);

@@ -293,12 +293,9 @@ static void name2(struct name *nm, const char *family, const char *v)
 
 static void field_num(struct name *nm, long v)
 {
-	char d[24], *p = d + sizeof d;
-	*--p = '\0';
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) > 0 && p > d);
-	field(nm, p);
+	char d[BUF_DIGITS_MAX + 1];
+	d[buf_digits(d, v)] = '\0';
+	field(nm, d);
 }
 
 /* A request's adds, sent in one batch: one store call, one round trip with Redis. */

@@ -3,16 +3,17 @@
 
 #include <string.h>
 
-/* A name that does not fit is a caller's bug; refusing it keeps every backend's slots bounded. */
-static int name_ok(const char *name)
+/* Where a name ends, or NULL when it does not fit: a caller's bug; refusing it keeps every
+ * backend's slots bounded. */
+static const char *name_end(const char *name)
 {
-	return name && memchr(name, '\0', STORE_NAME_MAX) != NULL;
+	return name ? memchr(name, '\0', STORE_NAME_MAX) : NULL;
 }
 
-/* name_ok, and the length found on the way kept for the backend (which hashes the name). */
+/* The name fits; its length, found on the way, is kept for the backend (which hashes it). */
 static int op_ok(struct store_op *op)
 {
-	const char *end = op->name ? memchr(op->name, '\0', STORE_NAME_MAX) : NULL;
+	const char *end = name_end(op->name);
 	if (!end)
 		return 0;
 	op->name_len = (size_t)(end - op->name);
@@ -80,11 +81,12 @@ enum store_result store_batch_later(struct store *s, const struct store_op *ops,
 			return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!name_ok(ops[i].name))
+		const char *end = name_end(ops[i].name);
+		if (!end)
 			return STORE_FULL;
 		size_t at = s->queued++;
 		s->queue[at] = ops[i];
-		strcpy(s->queue_name[at], ops[i].name); /* name_ok: it fits */
+		memcpy(s->queue_name[at], ops[i].name, (size_t)(end - ops[i].name) + 1);
 		s->queue[at].name = s->queue_name[at];
 	}
 	return STORE_OK;
@@ -127,7 +129,7 @@ enum store_result store_add_capped(struct store *s, const char *name, long long 
 enum store_result store_set(struct store *s, const char *name, long long bucket, long long value,
 			    long long expires_at)
 {
-	if (!name_ok(name))
+	if (!name_end(name))
 		return STORE_FULL;
 	return s->ops->set(s, name, bucket, value, expires_at);
 }

@@ -565,25 +565,11 @@ static enum store_result store_redis_set(struct store *s, const char *name, long
  * argument) and snprintf for the numbers cost a request more than everything else the batch
  * does on this side (bench/spend-cost) ---- */
 
-/* The decimal digits of v at p; returns the end. */
-static char *store_redis_digits(char *p, long long v)
-{
-	char d[24], *q = d + sizeof d;
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-	do
-		*--q = (char)('0' + u % 10);
-	while ((u /= 10) > 0);
-	if (v < 0)
-		*--q = '-';
-	memcpy(p, q, (size_t)(d + sizeof d - q));
-	return p + (d + sizeof d - q);
-}
-
 /* A bulk string: $LEN CRLF bytes CRLF. */
 static char *store_redis_bulk(char *p, const void *s, size_t n)
 {
 	*p++ = '$';
-	p = store_redis_digits(p, (long long)n);
+	p += buf_digits(p, (long long)n);
 	*p++ = '\r';
 	*p++ = '\n';
 	memcpy(p, s, n);
@@ -595,8 +581,8 @@ static char *store_redis_bulk(char *p, const void *s, size_t n)
 
 static char *store_redis_bulk_number(char *p, long long v)
 {
-	char d[24];
-	return store_redis_bulk(p, d, (size_t)(store_redis_digits(d, v) - d));
+	char d[BUF_DIGITS_MAX];
+	return store_redis_bulk(p, d, buf_digits(d, v));
 }
 
 /* An operation's key: llmfcgi:NAME:BUCKET, or llmfcgi:NAME:holders (names are checked). */
@@ -612,7 +598,7 @@ static char *store_redis_bulk_key(char *p, const struct store_op *op)
 		memcpy(k, "holders", 7);
 		k += 7;
 	} else {
-		k = store_redis_digits(k, op->bucket);
+		k += buf_digits(k, op->bucket);
 	}
 	return store_redis_bulk(p, key, (size_t)(k - key));
 }
@@ -656,7 +642,7 @@ static redisReply *store_redis_batch_send(struct store_redis *r, const struct st
 	for (int eval = 0; eval < 2; eval++) {
 		char *h = cmd;
 		*h++ = '*';
-		h = store_redis_digits(h, (long long)(5 + 5 * n));
+		h += buf_digits(h, (long long)(5 + 5 * n));
 		*h++ = '\r';
 		*h++ = '\n';
 		h = eval ? store_redis_bulk(h, "EVAL", 4) : store_redis_bulk(h, "EVALSHA", 7);

@@ -246,9 +246,32 @@ static void test_append_u(void)
 	buf_release(&b);
 }
 
+/* buf_digits and buf_append_i against printf's "%lld", the extremes included; BUF_DIGITS_MAX
+ * holds the longest. */
+static void test_digits(void)
+{
+	static const long long v[] = {0, -1, 9, -10, 123456, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		char want[32], got[BUF_DIGITS_MAX + 1];
+		snprintf(want, sizeof want, "%lld", v[i]);
+		size_t n = buf_digits(got, v[i]);
+		got[n] = '\0';
+		tap_ok(n <= BUF_DIGITS_MAX && strcmp(got, want) == 0, "buf_digits(%lld) is printf's", v[i]);
+		struct buf b;
+		buf_init(&b, strlen(want));
+		tap_ok(buf_append_i(&b, v[i]) == 0 && strcmp(buf_cstr(&b), want) == 0,
+		       "buf_append_i(%lld) fits a buffer of its length", v[i]);
+		buf_release(&b);
+	}
+	char got[BUF_DIGITS_MAX];
+	tap_is_int((long long)buf_digits_u(got, 18446744073709551615ull), BUF_DIGITS_MAX,
+		   "buf_digits_u: 2^64 - 1 is BUF_DIGITS_MAX digits");
+}
+
 int main(void)
 {
 	test_append_u();
+	test_digits();
 	test_empty();
 	test_append();
 	test_exact_cap();

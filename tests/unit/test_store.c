@@ -242,22 +242,66 @@ static void file_checks(void)
 	buf_release(&err);
 }
 
+#define KILLERS 4  /* workers killed each round */
+#define ROUNDS 200
+
+/* What the SIGKILL tests share: a state file of their own, and a pipe on which each worker writes
+ * one byte per operation that returned (so the parent knows what was confirmed). */
+struct killing {
+	char path[128];
+	struct buf err;
+	struct store *s;
+	int fds[2];
+};
+
+static void killing_open(struct killing *k, const char *file)
+{
+	buf_init(&k->err, 1024);
+	snprintf(k->path, sizeof k->path, "%s/%s", dir, file);
+	k->s = store_open_file(k->path, 1024, &k->err);
+	if (!k->s || pipe(k->fds) < 0)
+		abort();
+	fcntl(k->fds[0], F_SETFL, O_NONBLOCK);
+}
+
+/* SIGKILLs every worker of a round, reaps it and counts it. */
+static void kill_round(const pid_t *pids, long long *kills)
+{
+	for (int k = 0; k < KILLERS; k++) {
+		kill(pids[k], SIGKILL);
+		waitpid(pids[k], NULL, 0);
+		(*kills)++;
+	}
+}
+
+/* The bytes of confirmations waiting in the pipe. */
+static long long confirmations(const struct killing *k)
+{
+	char b[4096];
+	ssize_t n;
+	long long total = 0;
+	while ((n = read(k->fds[0], b, sizeof b)) > 0)
+		total += n;
+	return total;
+}
+
+static void killing_close(struct killing *k)
+{
+	store_close(k->s);
+	unlink(k->path);
+	close(k->fds[0]);
+	close(k->fds[1]);
+	buf_release(&k->err);
+}
+
 /* The proof: workers loop over adds (and places) on a shared file while the parent SIGKILLs
  * them at random moments, 200 times. Nobody wedges (the last phase must finish), every counter
  * is within [adds confirmed, adds confirmed + kills], and no name has two slots. */
-#define KILLERS 4
-#define ROUNDS 200
-
 static void sigkill_loop(void)
 {
-	struct buf err;
-	char path[128];
-	buf_init(&err, 1024);
-	snprintf(path, sizeof path, "%s/killed", dir);
-	struct store *s = store_open_file(path, 1024, &err);
-	int fds[2];
-	if (pipe(fds) < 0)
-		abort();
+	struct killing kg;
+	killing_open(&kg, "killed");
+	struct store *s = kg.s;
 	long long far = (long long)time(NULL) + 3600;
 	long long confirmed = 0, kills = 0;
 	for (int round = 0; round < ROUNDS; round++) {
@@ -265,7 +309,7 @@ static void sigkill_loop(void)
 		for (int k = 0; k < KILLERS; k++) {
 			pids[k] = fork();
 			if (pids[k] == 0) {
-				close(fds[0]);
+				close(kg.fds[0]);
 				for (;;) {
 					long long a;
 					int t;
@@ -274,7 +318,7 @@ static void sigkill_loop(void)
 					acquire(s, "c|k", 1000, &t, &h);
 					store_add(s, "n|k", 1, 1, far, &a);
 					/* confirmed: one byte per add that returned */
-					if (write(fds[1], "+", 1) != 1)
+					if (write(kg.fds[1], "+", 1) != 1)
 						_exit(1);
 					snprintf(name, sizeof name, "n|%d", (int)(a % 50));
 					store_add(s, name, 1, 1, far, &a);
@@ -284,16 +328,8 @@ static void sigkill_loop(void)
 		}
 		struct timespec ts = {0, (long)(200000 + rand() % 800000)};
 		nanosleep(&ts, NULL);
-		for (int k = 0; k < KILLERS; k++) {
-			kill(pids[k], SIGKILL);
-			waitpid(pids[k], NULL, 0);
-			kills++;
-		}
-		char b[4096];
-		ssize_t n;
-		fcntl(fds[0], F_SETFL, O_NONBLOCK);
-		while ((n = read(fds[0], b, sizeof b)) > 0)
-			confirmed += n;
+		kill_round(pids, &kills);
+		confirmed += confirmations(&kg);
 	}
 	long long v;
 	store_get(s, "n|k", 1, &v);
@@ -314,64 +350,51 @@ static void sigkill_loop(void)
 		sum += x;
 	}
 	tap_ok(sum >= confirmed - kills && sum <= v, "the spread counters agree (%lld)", sum);
-	store_close(s);
-	unlink(path);
-	close(fds[0]);
-	close(fds[1]);
-	buf_release(&err);
+	killing_close(&kg);
 }
 
 /* Batches under SIGKILL: workers loop over one batch of three adds while the parent reads the
  * three in one batch until it kills them. No reader sees a part of another's batch; a batch
  * killed in the middle leaves the adds before the kill done, each whole: a1 >= a2 >= a3, apart by
  * at most the kills so far. Nobody wedges. */
-static void read3(struct store *s, long long *v)
+static void batch3(struct store *s, enum store_op_kind kind, long long far, long long *v)
 {
+	static const char *const names[] = {"k|1", "k|2", "k|3"};
 	struct store_op ops[3];
 	size_t refused;
-	for (int i = 0; i < 3; i++) {
-		static const char *const names[] = {"k|1", "k|2", "k|3"};
-		ops[i] = (struct store_op){.kind = STORE_OP_GET, .name = names[i], .bucket = 1,
-					   .limit = -1};
-	}
-	store_batch(s, ops, 3, &refused);
 	for (int i = 0; i < 3; i++)
+		ops[i] = (struct store_op){.kind = kind, .name = names[i], .bucket = 1, .delta = 1,
+					   .limit = kind == STORE_OP_GET ? -1 : 0, .expires_at = far};
+	store_batch(s, ops, 3, &refused);
+	for (int i = 0; v && i < 3; i++)
 		v[i] = ops[i].value;
+}
+
+static void read3(struct store *s, long long *v)
+{
+	batch3(s, STORE_OP_GET, 0, v);
 }
 
 static void add3(struct store *s, long long far)
 {
-	struct store_op ops[3];
-	size_t refused;
-	for (int i = 0; i < 3; i++) {
-		static const char *const names[] = {"k|1", "k|2", "k|3"};
-		ops[i] = (struct store_op){.kind = STORE_OP_ADD, .name = names[i], .bucket = 1,
-					   .delta = 1, .expires_at = far};
-	}
-	store_batch(s, ops, 3, &refused);
+	batch3(s, STORE_OP_ADD, far, NULL);
 }
 
 static void batch_kills(void)
 {
-	struct buf err;
-	char path[128];
-	buf_init(&err, 1024);
-	snprintf(path, sizeof path, "%s/batch", dir);
-	struct store *s = store_open_file(path, 1024, &err);
-	int fds[2];
-	if (pipe(fds) < 0)
-		abort();
-	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	struct killing kg;
+	killing_open(&kg, "batch");
+	struct store *s = kg.s;
 	long long far = (long long)time(NULL) + 3600, confirmed = 0, kills = 0, reads = 0, v[3];
 	int torn = 0;
 	for (int round = 0; round < ROUNDS / 2; round++) {
 		pid_t pids[KILLERS];
 		for (int k = 0; k < KILLERS; k++) {
 			if ((pids[k] = fork()) == 0) {
-				close(fds[0]);
+				close(kg.fds[0]);
 				for (;;) {
 					add3(s, far);
-					if (write(fds[1], "+", 1) != 1) /* one byte per batch returned */
+					if (write(kg.fds[1], "+", 1) != 1) /* one byte per batch returned */
 						_exit(1);
 				}
 			}
@@ -385,15 +408,8 @@ static void batch_kills(void)
 			torn |= v[0] < v[1] || v[1] < v[2] || v[0] - v[2] > kills;
 			clock_gettime(CLOCK_MONOTONIC, &t);
 		} while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < wait_ns);
-		for (int k = 0; k < KILLERS; k++) {
-			kill(pids[k], SIGKILL);
-			waitpid(pids[k], NULL, 0);
-			kills++;
-		}
-		char b[4096];
-		ssize_t n;
-		while ((n = read(fds[0], b, sizeof b)) > 0)
-			confirmed += n;
+		kill_round(pids, &kills);
+		confirmed += confirmations(&kg);
 	}
 	read3(s, v);
 	tap_ok(!torn, "%lld reads between batches: none saw a part of one", reads);
@@ -401,11 +417,7 @@ static void batch_kills(void)
 	       "after %lld kills mid-batch: %lld, %lld, %lld counted, %lld batches confirmed", kills,
 	       v[0], v[1], v[2], confirmed);
 	tap_ok(confirmed > ROUNDS / 2, "the workers made progress between kills (%lld)", confirmed);
-	store_close(s);
-	unlink(path);
-	close(fds[0]);
-	close(fds[1]);
-	buf_release(&err);
+	killing_close(&kg);
 }
 
 static int seen_twice;
