@@ -170,6 +170,8 @@ static void serve(struct request *rq, struct spend *sp)
 	/* Limits and budgets: a refused request is answered here and never reaches the upstream. */
 	if (rq->route->calls_upstream && spend_begin(rq, sp, key) < 0)
 		return;
+	if (!rq->route->calls_upstream && rq->route->api)
+		spend_identify(rq, sp, key);
 	metrics_enter(rq, sp->who);
 	rq->route->handle(rq);
 }

@@ -595,7 +595,7 @@ static int check_all(struct request *rq, struct spend *sp, struct batch *b)
 	return 0;
 }
 
-int spend_begin(struct request *rq, struct spend *sp, long key_index)
+void spend_identify(struct request *rq, struct spend *sp, long key_index)
 {
 	const struct config *cfg = rq->srv->cfg;
 	memset(sp, 0, sizeof *sp);
@@ -604,6 +604,12 @@ int spend_begin(struct request *rq, struct spend *sp, long key_index)
 		       io_param(rq->io, "HTTP_X_FORWARDED_FOR"), cfg->trusted_proxies, sp->who,
 		       sizeof sp->who);
 	rq->acc.who = sp->who;
+}
+
+int spend_begin(struct request *rq, struct spend *sp, long key_index)
+{
+	const struct config *cfg = rq->srv->cfg;
+	spend_identify(rq, sp, key_index);
 	rq->acc.cost_micro_usd = -1;
 	sp->checked = 1;
 	if (!rq->srv->store)

@@ -49,6 +49,10 @@ void spend_identity(const struct client_keys *keys, long key_index, const char *
 		    const char *remote_addr, const char *forwarded_for, const char *trusted_proxies,
 		    char *who, size_t cap);
 
+/* Who the request is (sp->who, and the access record's), without any check: for the API routes
+ * that call no upstream but answer by identity (GET /v1/models lists more to an identified client
+ * when models holds "*"). spend_begin does this first. */
+void spend_identify(struct request *rq, struct spend *sp, long key_index);
 /* Before the handler of a route that calls the upstream. Returns 0 to go on, or -1 when the
  * request was refused and answered. */
 int spend_begin(struct request *rq, struct spend *sp, long key_index);

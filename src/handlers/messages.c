@@ -358,12 +358,12 @@ static struct json_object *model_entry(const struct config_model *m)
 	return e;
 }
 
-/* GET /v1/models/{id}: one accepted name, as the list shows it; any other is a 404. */
+/* GET /v1/models/{id}: one name this client may send, as the list shows it; any other is a 404. */
 static void model_one(struct request *rq)
 {
 	struct config_model m;
 	char msg[400];
-	if (!config_model_find(rq->srv->cfg, rq->route_id, rq->route_id_len, &m)) {
+	if (!handlers_model_find(rq, rq->route_id, rq->route_id_len, &m)) {
 		snprintf(msg, sizeof msg, "model: '%.*s' is not served here (GET /v1/models lists the "
 			 "models it serves)", (int)(rq->route_id_len > 256 ? 256 : rq->route_id_len),
 			 rq->route_id);
@@ -393,6 +393,24 @@ void handle_models(struct request *rq)
 			first = m;
 		last = m;
 		json_object_array_add(data, model_entry(&m));
+	}
+	/* With "*", an identified client may also send any current catalogue model: its list says
+	 * so, or a model picker (Open WebUI, LibreChat) would offer only the configured names. */
+	if (handlers_identified(rq) && config_models_any(cfg) && cfg->have_catalogue) {
+		int day = today();
+		for (size_t i = 0; i < cfg->catalogue.n; i++) {
+			const struct catalogue_model *c = &cfg->catalogue.models[i];
+			size_t n = strlen(c->id);
+			if (catalogue_status_on(c, day) != CATALOGUE_CURRENT ||
+			    config_model_find(cfg, c->id, n, &m))
+				continue;
+			m = (struct config_model){.name = c->id, .name_len = n, .target = c->id,
+						  .target_len = n};
+			if (!first.name)
+				first = m;
+			last = m;
+			json_object_array_add(data, model_entry(&m));
+		}
 	}
 	json_object_object_add(o, "object", json_object_new_string("list"));
 	json_object_object_add(o, "data", data);

@@ -84,6 +84,27 @@ def check_keyed(tap, base):
     tap.eq(st, 400, "keyed: a model the catalogue does not list is a 400")
 
 
+def model_ids(base, headers):
+    st, _, js, b = http_json("GET", base + "/v1/models", None, headers)
+    return st, [m["id"] for m in (js or {}).get("data", [])], b
+
+
+def check_models_list(tap, base, key):
+    """A model picker (Open WebUI, LibreChat) fills itself from GET /v1/models: with '*', an
+    identified client's list holds every current catalogue model, never a retired one."""
+    for name, h in (("x-api-key", {"x-api-key": key, "anthropic-version": "2023-06-01"}),
+                    ("Bearer", {"Authorization": "Bearer " + key})):
+        st, ids, b = model_ids(base, h)
+        tap.ok(st == 200 and "fast" in ids and ALWAYS in ids and "claude-sonnet-5-5" in ids and
+               RETIRED not in ids and len(ids) == len(set(ids)),
+               "keyed GET /v1/models (%s): the list and every current catalogue model, once each" % name,
+               (st, ids, b[:200]))
+    st, _, js, b = http_json("GET", base + "/v1/models/" + ALWAYS, None, {"x-api-key": key})
+    tap.ok(st == 200 and js.get("id") == ALWAYS, "keyed GET /v1/models/%s: found" % ALWAYS, (st, b[:200]))
+    st, ids, b = model_ids(base, {"x-api-key": "sk-not-a-listed-key-000000"})
+    tap.eq(st, 401, "GET /v1/models with a key that is not listed: 401")
+
+
 def check_anonymous(tap, base):
     st, _, js, b = msgs(base, None, "fast", 32000)
     tap.ok(st == 400 and b"more than this server allows (8192)" in b,
@@ -97,6 +118,10 @@ def check_anonymous(tap, base):
            (st, b[:300]))
     st, _, js, b = msgs(base, None, "fast", 8192)
     tap.eq(st, 200, "anonymous: the alias within max_tokens_limit passes")
+    st, ids, b = model_ids(base, {})
+    tap.ok(st == 200 and ids == ["fast"], "anonymous GET /v1/models: only the list", (st, ids))
+    st, _, js, b = http_json("GET", base + "/v1/models/" + ALWAYS, None, {})
+    tap.eq(st, 404, "anonymous GET /v1/models/%s: 404" % ALWAYS)
 
 
 def first_turn(base, key, stream):
@@ -166,6 +191,7 @@ def main(tap):
         s = Stack(settings=settings(client_keys_file=key_file(tmp)), pool="prefork")
         try:
             check_keyed(tap, s.base)
+            check_models_list(tap, s.base, KEY_A)
             check_round_trip(tap, s.base)
             check_sdk(tap, s.base)
         finally:

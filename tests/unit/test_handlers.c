@@ -549,6 +549,46 @@ static void identified_case(const char *const *params, const char *models, const
 	fake_release(&f);
 }
 
+/* GET /v1/models and /v1/models/{id} list what this client may send: with "*", an identified
+ * client also sees every current catalogue model, never a retired one; an anonymous one, the list.
+ * has: must be in the body once; hasnt: must not be. */
+static void models_case(const char *const *params, const char *models, int want, const char *has,
+			const char *hasnt, const char *name)
+{
+	struct fake f;
+	fake_init(&f, KEY, 1e9, params, "");
+	with_catalogue(&f, models);
+	fake_serve(&f);
+	const char *at = has ? strstr(fake_body(&f), has) : NULL;
+	tap_ok(fake_status(&f) == want && (!has || (at && !strstr(at + 1, has))) &&
+		       (!hasnt || !strstr(fake_body(&f), hasnt)) && fake_up.calls == 0,
+	       "%s (%d %s)", name, fake_status(&f), fake_body(&f));
+	fake_release(&f);
+}
+
+static void test_identified_models(void)
+{
+	static const char *const user[] = {"REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/models",
+					   "REMOTE_USER", "alice", NULL};
+	static const char *const anon[] = {"REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/models", NULL};
+	static const char *const user_one[] = {"REQUEST_METHOD", "GET", "REQUEST_URI",
+					       "/v1/models/claude-test", "REMOTE_USER", "alice", NULL};
+	static const char *const anon_one[] = {"REQUEST_METHOD", "GET", "REQUEST_URI",
+					       "/v1/models/claude-test", NULL};
+	models_case(user, "* x=claude-test", 200, "\"id\":\"claude-test\"", "m-mid",
+		    "models, user, '*': the list and every current catalogue model, no retired one");
+	models_case(user, "* claude-test", 200, "\"id\":\"claude-test\"", "m-old",
+		    "models, user, '*': a catalogue model the list names is listed once");
+	models_case(anon, "* x=claude-test", 200, "\"id\":\"x\"", "\"id\":\"claude-test\"",
+		    "models, anonymous, '*': only the list");
+	models_case(user, "x=claude-test", 200, "\"id\":\"x\"", "\"id\":\"claude-test\"",
+		    "models, user, without '*': only the list");
+	models_case(user_one, "* x=claude-test", 200, "\"id\":\"claude-test\"", NULL,
+		    "models/{id}, user, '*': a current catalogue model is found");
+	models_case(anon_one, "* x=claude-test", 404, "not served here", NULL,
+		    "models/{id}, anonymous, '*': the same model is a 404");
+}
+
 static void test_identified(void)
 {
 	static const char *const user[] = {POST("/v1/messages", "application/json"), "REMOTE_USER", "alice",
@@ -595,5 +635,6 @@ int main(void)
 	test_messages_today();
 	test_retired();
 	test_identified();
+	test_identified_models();
 	return tap_done();
 }
