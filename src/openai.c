@@ -960,6 +960,18 @@ static struct json_object *thinking_of(const char *type, long budget)
 	return o;
 }
 
+/* Adaptive thinking the client will see: the current models (Opus 4.7 on, the 5.x models) return
+ * empty thinking unless asked for display "summarized" (their default is "omitted"; read in
+ * the ThinkingConfigAdaptive references and gateways' fixes, 2026-12-04), and a client that asked
+ * for reasoning would get none. */
+static struct json_object *adaptive_shown(int shown)
+{
+	struct json_object *o = thinking_of("adaptive", 0);
+	if (shown)
+		json_object_object_add(o, "display", json_object_new_string("summarized"));
+	return o;
+}
+
 /* The Messages API's minimum thinking budget. */
 #define BUDGET_MIN 1024
 
@@ -997,7 +1009,7 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	int lost = rq->ends_with_results && !rq->thinking_back; /* results without their thinking */
 	if (!info) { /* no catalogue: the client's request as sent, or nothing */
 		if (asked && !lost) {
-			rq->thinking = thinking_of("adaptive", 0);
+			rq->thinking = adaptive_shown(1);
 			rq->effort = level;
 			rq->show_reasoning = 1;
 		}
@@ -1027,7 +1039,7 @@ static int apply_thinking(struct openai_request *rq, const struct catalogue_mode
 	rq->show_reasoning = asked;
 	if (info->thinking == CATALOGUE_THINKING_EXTENDED)
 		return apply_budget(rq, level, e);
-	rq->thinking = thinking_of("adaptive", 0);
+	rq->thinking = adaptive_shown(rq->show_reasoning);
 	if (catalogue_effort_ok(info, level, strlen(level)))
 		rq->effort = level;
 	else if (asked)

@@ -731,6 +731,15 @@ static struct json_object *call_item(const char *id, const char *call_id, const 
 	return it;
 }
 
+/* A reasoning summary's one part: the thinking as text. */
+static struct json_object *summary_part(const char *text, size_t n)
+{
+	struct json_object *p = json_object_new_object();
+	json_object_object_add(p, "type", json_object_new_string("summary_text"));
+	json_object_object_add(p, "text", json_object_new_string_len(text, (int)n));
+	return p;
+}
+
 /* A reasoning item for a thinking block (block: its JSON, NULL while it streams): the thinking
  * shown as a summary only when the client asked for reasoning. */
 static struct json_object *reasoning_item(const char *id, struct json_object *block, int show)
@@ -739,12 +748,8 @@ static struct json_object *reasoning_item(const char *id, struct json_object *bl
 	const char *thinking = block ? jx_string(block, "thinking") : NULL;
 	json_object_object_add(it, "id", json_object_new_string(id));
 	json_object_object_add(it, "type", json_object_new_string("reasoning"));
-	if (show && thinking && *thinking) {
-		struct json_object *p = json_object_new_object();
-		json_object_object_add(p, "type", json_object_new_string("summary_text"));
-		json_object_object_add(p, "text", json_object_new_string(thinking));
-		json_object_array_add(summary, p);
-	}
+	if (show && thinking && *thinking)
+		json_object_array_add(summary, summary_part(thinking, strlen(thinking)));
 	json_object_object_add(it, "summary", summary);
 	if (block)
 		json_object_object_add(it, "encrypted_content", json_object_new_string(
@@ -1029,17 +1034,46 @@ static int block_start(struct responses_stream *s, struct json_object *root, str
 	return 0;
 }
 
+/* An event of the reasoning item's one summary part (the thinking, when the client asked for
+ * reasoning): item_id, output_index, summary_index. */
+static struct json_object *summary_event(const struct responses_stream *s)
+{
+	struct json_object *o = item_event(s, 0);
+	json_object_object_add(o, "summary_index", json_object_new_int(0));
+	return o;
+}
+
+/* Thinking as it comes, for a client that asked for reasoning: the summary part opens with the
+ * first piece, then one response.reasoning_summary_text.delta per piece (the Responses API's
+ * own events for a reasoning summary; clients show it while the model thinks). */
+static void thinking_piece(struct responses_stream *s, const char *p, size_t n, int first,
+			   struct buf *out)
+{
+	struct json_object *o;
+	if (first) {
+		o = summary_event(s);
+		json_object_object_add(o, "part", summary_part("", 0));
+		put_event(s, out, "response.reasoning_summary_part.added", o);
+	}
+	o = summary_event(s);
+	json_object_object_add(o, "delta", json_object_new_string_len(p, (int)n));
+	put_event(s, out, "response.reasoning_summary_text.delta", o);
+}
+
 /* A piece of the block in progress; field is the delta's member it came in. */
 static void block_piece(struct responses_stream *s, const char *field, const char *p, size_t n,
 			struct buf *out)
 {
 	if (!n)
 		return;
+	int first = s->text.len == 0;
 	if (buf_append(strcmp(field, "signature") == 0 ? &s->signature : &s->text, p, n) < 0) {
 		s->overflow = 1;
 		return;
 	}
-	if (s->kind == BLOCK_TEXT || s->kind == BLOCK_FORMAT) {
+	if (s->kind == BLOCK_THINK && strcmp(field, "thinking") == 0 && s->rq->o.show_reasoning) {
+		thinking_piece(s, p, n, first, out);
+	} else if (s->kind == BLOCK_TEXT || s->kind == BLOCK_FORMAT) {
 		struct json_object *o = item_event(s, 1);
 		json_object_object_add(o, "delta", json_object_new_string_len(p, (int)n));
 		json_object_object_add(o, "logprobs", json_object_new_array());
@@ -1099,6 +1133,14 @@ static void block_stop(struct responses_stream *s, struct buf *out)
 		item = call_item(s->item_id, jx_string(s->start, "id"), jx_string(s->start, "name"),
 				 args, strlen(args), 1);
 	} else if (s->kind == BLOCK_THINK) {
+		if (s->rq->o.show_reasoning && s->text.len) { /* the summary part is open */
+			o = summary_event(s);
+			json_object_object_add(o, "text", json_object_new_string_len(t, (int)s->text.len));
+			put_event(s, out, "response.reasoning_summary_text.done", o);
+			o = summary_event(s);
+			json_object_object_add(o, "part", summary_part(t, s->text.len));
+			put_event(s, out, "response.reasoning_summary_part.done", o);
+		}
 		struct json_object *b = json_object_get(s->start);
 		if (is_type(b, "thinking")) {
 			json_object_object_add(b, "thinking", json_object_new_string_len(t, (int)s->text.len));

@@ -18,7 +18,8 @@ from test_api_compat import SDK_DIR, node_ready
 CLIENT_KEY = "sk-any"
 OPENAI_TARGET = "claude-sonnet-5-5"          # adaptive thinking, refuses a forced tool_choice
 ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"  # extended thinking: thinks only when asked
-MODELS = "%s %s claude-haiku-5-5 claude-opus-5-5 gpt-4o=%s" % (OPENAI_TARGET, ANTHROPIC_MODEL, OPENAI_TARGET)
+MODELS = "%s %s claude-haiku-5-5 claude-opus-5-5 gpt-4o=%s gpt-5=%s" % (
+    OPENAI_TARGET, ANTHROPIC_MODEL, OPENAI_TARGET, OPENAI_TARGET)
 
 
 def expected_answer(text, words=20):
@@ -95,6 +96,14 @@ def check_ai_sdk_responses(tap, node, s):
     body = s.emu.stats("ai-r-multi3")["last_request"].get("body") or {}
     tap.eq(len(body.get("messages") or []), 7,
            "AI SDK responses: previous_response_id brings the whole earlier conversation back")
+    rs = r.get("reasoning", {})
+    sent = s.emu.stats("ai-r-reason")["last_request"].get("body") or {}
+    tap.ok(rs.get("ok") and rs["kinds"][0] == "reasoning-start" and rs["kinds"][-1] == "reasoning-end"
+           and "reasoning-delta" in rs["kinds"] and rs["reasoningText"] and "".join(rs["deltas"]) == rs["reasoningText"]
+           and rs["text"] == expected_answer("think first", 4)
+           and sent.get("thinking") == {"type": "adaptive", "display": "summarized"},
+           "AI SDK responses: reasoning asked for streams as a reasoning summary (start, deltas, end), "
+           "asked upstream as summarized thinking", (rs, sent.get("thinking")))
     u = r.get("unknown_previous", {})
     tap.ok(not u.get("ok") and u["error"]["status"] == 400 and "previous_response_id" in u["error"]["message"],
            "AI SDK responses: an unknown previous_response_id is a 400 naming the field", u)
@@ -218,9 +227,11 @@ def check_raw(tap, s):
     st, _, js, raw = chat(s, {"model": "gpt-4o", "reasoning_effort": "medium", "messages": [
         {"role": "user", "content": "think " + marker("raw-reason", words=2)}]})
     sent = emu.stats("raw-reason")["last_request"]["body"]
-    tap.ok(st == 200 and sent["thinking"] == {"type": "adaptive"} and sent["output_config"] == {"effort": "medium"}
-           and "reasoning_content" not in js["choices"][0]["message"] or js["choices"][0]["message"]["content"],
-           "reasoning_effort -> adaptive thinking with that effort", raw)
+    m = js["choices"][0]["message"] if st == 200 else {}
+    tap.ok(st == 200 and sent["thinking"] == {"type": "adaptive", "display": "summarized"}
+           and sent["output_config"] == {"effort": "medium"} and m.get("reasoning_content") and m.get("content"),
+           "reasoning_effort -> adaptive thinking with that effort, summarized (the current models "
+           "omit thinking by default): reasoning_content and content", raw)
 
     refusals = [
         ({"model": "gpt-4o", "temperature": 0.3}, "temperature"),

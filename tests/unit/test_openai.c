@@ -654,7 +654,8 @@ static void test_reasoning_and_sampling(void)
 		{"", &adaptive, "\"thinking\":{\"type\":\"disabled\"}", NULL, 0},
 		{",\"reasoning_effort\":\"none\"", &adaptive, "\"thinking\":{\"type\":\"disabled\"}", NULL, 0},
 		{",\"reasoning_effort\":\"medium\"", &adaptive,
-		 "\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"medium\"}", NULL, 1},
+		 "\"thinking\":{\"type\":\"adaptive\",\"display\":\"summarized\"},\"output_config\":"
+		 "{\"effort\":\"medium\"}", NULL, 1},
 		{",\"reasoning_effort\":\"minimal\"", &adaptive, "\"output_config\":{\"effort\":\"low\"}", NULL, 1},
 		{",\"reasoning_effort\":\"max\"", &adaptive, NULL, "reasoning_effort", 0},
 		{"", &always_on, "\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"low\"}",
@@ -667,7 +668,8 @@ static void test_reasoning_and_sampling(void)
 		{",\"reasoning_effort\":\"high\"", &thinkless, NULL, "reasoning_effort", 0},
 		{"", &thinkless, "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", NULL, 0},
 		{",\"reasoning_effort\":\"high\"", NULL,
-		 "\"thinking\":{\"type\":\"adaptive\"},\"output_config\":{\"effort\":\"high\"}", NULL, 1},
+		 "\"thinking\":{\"type\":\"adaptive\",\"display\":\"summarized\"},\"output_config\":"
+		 "{\"effort\":\"high\"}", NULL, 1},
 		{",\"temperature\":0.5", &adaptive, NULL, "temperature", 0},
 		{",\"top_p\":0.9", &always_on, NULL, "top_p", 0},
 		{",\"temperature\":1,\"top_p\":1.0", &adaptive, "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"

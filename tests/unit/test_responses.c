@@ -315,6 +315,38 @@ static void test_stream(void)
 	       "with the whole response and its usage");
 	responses_stream_release(&s);
 
+	/* A client that asked for reasoning sees the thinking as it comes, as a reasoning summary. */
+	rq.o.show_reasoning = 1;
+	responses_stream_init(&s, &rq, TOKEN, 100);
+	buf_reset(&out);
+	feed(&s, "message_start", "{'type':'message_start','message':{'id':'m','usage':{}}}", &out);
+	feed(&s, "content_block_start", "{'type':'content_block_start','index':0,'content_block':"
+	     "{'type':'thinking','thinking':'','signature':''}}", &out);
+	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
+	     "'thinking_delta','thinking':'h'}}", &out);
+	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
+	     "'thinking_delta','thinking':'m'}}", &out);
+	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
+	     "'signature_delta','signature':'sig'}}", &out);
+	feed(&s, "content_block_stop", "{'type':'content_block_stop','index':0}", &out);
+	names(&out, got, sizeof got);
+	tap_is_str(got, "response.created response.in_progress response.output_item.added "
+		   "response.reasoning_summary_part.added response.reasoning_summary_text.delta "
+		   "response.reasoning_summary_text.delta response.reasoning_summary_text.done "
+		   "response.reasoning_summary_part.done response.output_item.done",
+		   "reasoning asked for: the summary part opens, a delta per thinking piece, then done");
+	tap_ok(strstr(out.data, "{\"item_id\":\"rs_" TOKEN "_0\",\"output_index\":0,\"summary_index\":0,"
+		      "\"delta\":\"m\",\"type\":\"response.reasoning_summary_text.delta\"") != NULL,
+	       "a summary delta names its item, output and summary index");
+	tap_ok(strstr(out.data, "\"summary_index\":0,\"text\":\"hm\",\"type\":"
+		      "\"response.reasoning_summary_text.done\"") &&
+		       strstr(out.data, "\"part\":{\"type\":\"summary_text\",\"text\":\"hm\"},\"type\":"
+			      "\"response.reasoning_summary_part.done\"") &&
+		       strstr(out.data, "\"summary\":[{\"type\":\"summary_text\",\"text\":\"hm\"}]"),
+	       "the summary whole in its .done events and in the item");
+	responses_stream_release(&s);
+	rq.o.show_reasoning = 0;
+
 	responses_stream_init(&s, &rq, TOKEN, 100);
 	buf_reset(&out);
 	feed(&s, "message_start", "{'type':'message_start','message':{'id':'m','usage':{}}}", &out);

@@ -91,6 +91,21 @@ if (PROVIDER === 'openai-responses') {
     return { steps: steps(first), second: second.text, third: third.text,
       responseIds: [first.providerMetadata.openai.responseId, second.providerMetadata.openai.responseId] };
   });
+  // Reasoning asked for, on a name the SDK takes for a reasoning model (it sends reasoning.effort
+  // and reasoning.summary only for those): the thinking streams as a reasoning summary.
+  await step('reasoning', async () => {
+    const r = streamText({
+      model: openai('gpt-5'), prompt: `think first [[emu:id=${ID}-reason,words=4]]`, maxOutputTokens: 2048,
+      providerOptions: { openai: { reasoningEffort: 'low', reasoningSummary: 'auto' } },
+    });
+    const kinds = [];
+    const deltas = [];
+    for await (const p of r.fullStream) {
+      if (p.type.startsWith('reasoning')) kinds.push(p.type);
+      if (p.type === 'reasoning-delta') deltas.push(p.text);
+    }
+    return { kinds, deltas, reasoningText: await r.reasoningText, text: await r.text };
+  });
   await step('unknown_previous', async () => {
     const r = await generateText({
       model, prompt: 'hello', maxOutputTokens: 16,
