@@ -243,6 +243,23 @@ static enum responses_step feed(struct responses_stream *s, const char *name, co
 	return st;
 }
 
+/* A thinking block at index 0: its start, a thinking_delta per piece, the signature 'sig', its
+ * stop. */
+static void feed_thinking(struct responses_stream *s, const char *const *pieces, struct buf *out)
+{
+	char ev[256];
+	feed(s, "content_block_start", "{'type':'content_block_start','index':0,'content_block':"
+	     "{'type':'thinking','thinking':'','signature':''}}", out);
+	for (; *pieces; pieces++) {
+		snprintf(ev, sizeof ev, "{'type':'content_block_delta','index':0,'delta':{'type':"
+			 "'thinking_delta','thinking':'%s'}}", *pieces);
+		feed(s, "content_block_delta", ev, out);
+	}
+	feed(s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
+	     "'signature_delta','signature':'sig'}}", out);
+	feed(s, "content_block_stop", "{'type':'content_block_stop','index':0}", out);
+}
+
 /* The event: names in out, joined by blanks. */
 static void names(const struct buf *out, char *dst, size_t cap)
 {
@@ -264,13 +281,7 @@ static void test_stream(void)
 	buf_init(&out, 1 << 20);
 	responses_stream_init(&s, &rq, TOKEN, 100);
 	feed(&s, "message_start", "{'type':'message_start','message':{'id':'m','usage':{'input_tokens':3}}}", &out);
-	feed(&s, "content_block_start", "{'type':'content_block_start','index':0,'content_block':"
-	     "{'type':'thinking','thinking':'','signature':''}}", &out);
-	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
-	     "'thinking_delta','thinking':'hm'}}", &out);
-	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
-	     "'signature_delta','signature':'sig'}}", &out);
-	feed(&s, "content_block_stop", "{'type':'content_block_stop','index':0}", &out);
+	feed_thinking(&s, (const char *const[]){"hm", NULL}, &out);
 	feed(&s, "content_block_start", "{'type':'content_block_start','index':1,'content_block':"
 	     "{'type':'text','text':''}}", &out);
 	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':1,'delta':{'type':"
@@ -320,15 +331,7 @@ static void test_stream(void)
 	responses_stream_init(&s, &rq, TOKEN, 100);
 	buf_reset(&out);
 	feed(&s, "message_start", "{'type':'message_start','message':{'id':'m','usage':{}}}", &out);
-	feed(&s, "content_block_start", "{'type':'content_block_start','index':0,'content_block':"
-	     "{'type':'thinking','thinking':'','signature':''}}", &out);
-	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
-	     "'thinking_delta','thinking':'h'}}", &out);
-	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
-	     "'thinking_delta','thinking':'m'}}", &out);
-	feed(&s, "content_block_delta", "{'type':'content_block_delta','index':0,'delta':{'type':"
-	     "'signature_delta','signature':'sig'}}", &out);
-	feed(&s, "content_block_stop", "{'type':'content_block_stop','index':0}", &out);
+	feed_thinking(&s, (const char *const[]){"h", "m", NULL}, &out);
 	names(&out, got, sizeof got);
 	tap_is_str(got, "response.created response.in_progress response.output_item.added "
 		   "response.reasoning_summary_part.added response.reasoning_summary_text.delta "
