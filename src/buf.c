@@ -94,13 +94,29 @@ int buf_appendc(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
+/* The decimal digits of v written backwards, ending at end; returns where they start. */
+static char *digits_back(char *end, unsigned long long v)
+{
+	do
+		*--end = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	return end;
+}
+
+/* v's digits, with a '-' when negative, ending at end (BUF_DIGITS_MAX bytes before it hold
+ * them); returns where they start. */
+static char *signed_back(char *end, long long v)
+{
+	if (v >= 0)
+		return digits_back(end, (unsigned long long)v);
+	char *p = digits_back(end, 0ull - (unsigned long long)v);
+	*--p = '-';
+	return p;
+}
+
 size_t buf_digits_u(char *out, unsigned long long v)
 {
-	char d[BUF_DIGITS_MAX];
-	char *p = d + sizeof d;
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
+	char d[BUF_DIGITS_MAX], *p = digits_back(d + sizeof d, v);
 	size_t n = (size_t)(d + sizeof d - p);
 	memcpy(out, p, n);
 	return n;
@@ -108,22 +124,23 @@ size_t buf_digits_u(char *out, unsigned long long v)
 
 size_t buf_digits(char *out, long long v)
 {
-	if (v >= 0)
-		return buf_digits_u(out, (unsigned long long)v);
-	*out = '-';
-	return 1 + buf_digits_u(out + 1, 0ull - (unsigned long long)v);
+	char d[BUF_DIGITS_MAX], *p = signed_back(d + sizeof d, v);
+	size_t n = (size_t)(d + sizeof d - p);
+	memcpy(out, p, n);
+	return n;
 }
 
+/* Straight from the digits' own place into b: one copy. */
 int buf_append_u(struct buf *b, unsigned long long v)
 {
-	char d[BUF_DIGITS_MAX];
-	return buf_append(b, d, buf_digits_u(d, v));
+	char d[BUF_DIGITS_MAX], *p = digits_back(d + sizeof d, v);
+	return buf_append(b, p, (size_t)(d + sizeof d - p));
 }
 
 int buf_append_i(struct buf *b, long long v)
 {
-	char d[BUF_DIGITS_MAX];
-	return buf_append(b, d, buf_digits(d, v));
+	char d[BUF_DIGITS_MAX], *p = signed_back(d + sizeof d, v);
+	return buf_append(b, p, (size_t)(d + sizeof d - p));
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)

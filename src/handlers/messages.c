@@ -375,6 +375,16 @@ static void model_one(struct request *rq)
 	json_object_put(o);
 }
 
+/* One entry of the list, with its first and last ids kept for the list's first_id/last_id. */
+static void list_add(struct json_object *data, struct config_model *first, struct config_model *last,
+		     const struct config_model *m)
+{
+	if (!first->name)
+		*first = *m;
+	*last = *m;
+	json_object_array_add(data, model_entry(m));
+}
+
 /* GET /v1/models: answered here, not upstream: the list is what this server accepts. Each entry
  * has the Anthropic API's fields and OpenAI's, so both SDKs' models.list() read it. */
 void handle_models(struct request *rq)
@@ -388,12 +398,8 @@ void handle_models(struct request *rq)
 	struct json_object *data = json_object_new_array();
 	const char *pos = NULL;
 	struct config_model m, first = {0}, last = {0};
-	while (config_model_next(cfg, &pos, &m)) {
-		if (!first.name)
-			first = m;
-		last = m;
-		json_object_array_add(data, model_entry(&m));
-	}
+	while (config_model_next(cfg, &pos, &m))
+		list_add(data, &first, &last, &m);
 	/* With "*", an identified client may also send any current catalogue model: its list says
 	 * so, or a model picker (Open WebUI, LibreChat) would offer only the configured names. */
 	if (handlers_identified(rq) && config_models_any(cfg) && cfg->have_catalogue) {
@@ -406,10 +412,7 @@ void handle_models(struct request *rq)
 				continue;
 			m = (struct config_model){.name = c->id, .name_len = n, .target = c->id,
 						  .target_len = n};
-			if (!first.name)
-				first = m;
-			last = m;
-			json_object_array_add(data, model_entry(&m));
+			list_add(data, &first, &last, &m);
 		}
 	}
 	json_object_object_add(o, "object", json_object_new_string("list"));
