@@ -203,6 +203,16 @@ def children(pid):
     return sorted(out)
 
 
+def pid_running(pid):
+    """The process exists and has not exited (a zombie has: its sockets are closed)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
+
+
 def proc_uid(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -483,12 +493,16 @@ class PreforkPool(Managed, WorkerLog):
         return self.pids()
 
     def kill(self):
-        """The host dies: every process of the pool gets SIGKILL at once."""
+        """The host dies: every process of the pool gets SIGKILL at once. Returns when all have
+        exited: until the last worker has, the listening socket still takes connections into its
+        backlog (and resets them), so a request sent meanwhile was still in flight at the kill."""
+        workers = self.pids()
         try:
             os.killpg(self.parent, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(5)
+        wait_for(lambda: not any(pid_running(p) for p in workers), timeout=5, what="the killed workers to exit")
 
     def stop(self):
         """SIGTERM to the supervisor: workers finish their requests (grace_period), then exit."""
